@@ -1,0 +1,65 @@
+"""Mergeable latency histograms (HDR), so percentiles are merged across pods, never averaged."""
+
+from __future__ import annotations
+
+from hdrh.histogram import HdrHistogram
+
+LOWEST_US = 1
+HIGHEST_US = 3600 * 1_000_000
+SIGNIFICANT_DIGITS = 3
+
+
+class LatencyHistogram:
+    """Latencies in microseconds from 1 µs to 1 h at 3 significant digits."""
+
+    __slots__ = ("_h",)
+
+    def __init__(self, inner: HdrHistogram | None = None) -> None:
+        self._h = inner or HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
+
+    def record_seconds(self, seconds: float) -> None:
+        micros = int(seconds * 1_000_000)
+        self._h.record_value(min(max(micros, LOWEST_US), HIGHEST_US))
+
+    @property
+    def count(self) -> int:
+        return int(self._h.get_total_count())
+
+    def percentile_ms(self, percentile: float) -> float:
+        """Value at `percentile` (0-100) in milliseconds; 0 when empty."""
+        if self.count == 0:
+            return 0.0
+        return float(self._h.get_value_at_percentile(percentile)) / 1000.0
+
+    def max_ms(self) -> float:
+        return float(self._h.get_max_value()) / 1000.0 if self.count else 0.0
+
+    def mean_ms(self) -> float:
+        return float(self._h.get_mean_value()) / 1000.0 if self.count else 0.0
+
+    def merge(self, other: LatencyHistogram) -> None:
+        self._h.add(other._h)
+
+    def encode(self) -> str:
+        """Compressed base64 HdrHistogram V2 encoding (interoperable with other HDR libraries)."""
+        return str(self._h.encode().decode("ascii"))
+
+    @classmethod
+    def decode(cls, encoded: str) -> LatencyHistogram:
+        if not encoded:
+            return cls()
+        return cls(HdrHistogram.decode(encoded.encode("ascii")))
+
+    def copy(self) -> LatencyHistogram:
+        clone = LatencyHistogram()
+        clone.merge(self)
+        return clone
+
+    def summary_ms(self) -> dict[str, float]:
+        return {
+            "p50": self.percentile_ms(50),
+            "p95": self.percentile_ms(95),
+            "p99": self.percentile_ms(99),
+            "max": self.max_ms(),
+            "mean": self.mean_ms(),
+        }
