@@ -8,8 +8,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from kar98k_loadpod.targets import DNS1123_LABEL, GRPC_METHOD
 from pydantic import BaseModel, ValidationError
 
+# Regular expressions users should not have to read: what they mean, in words.
+_PATTERN_WORDS = {
+    DNS1123_LABEL: (
+        "must be a DNS-1123 label (lowercase letters, digits and '-', "
+        "starting and ending with a letter or digit)"
+    ),
+    GRPC_METHOD: "must be a full gRPC method name like '/package.Service/Method'",
+    "^/": "must start with '/'",
+}
 _LEADING_FIELD = re.compile(r"^([A-Za-z][A-Za-z0-9]*): (.*)$", re.DOTALL)
 
 
@@ -51,6 +61,10 @@ def _num(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def _count(number: Any, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
 def _aliases_at(model: type[BaseModel], loc: Sequence[str | int]) -> list[str]:
     """The field aliases accepted at `loc` (for did-you-mean), walking nested models."""
     current: Any = model
@@ -60,7 +74,7 @@ def _aliases_at(model: type[BaseModel], loc: Sequence[str | int]) -> list[str]:
         if not (isinstance(current, type) and issubclass(current, BaseModel)):
             return []
         field = next(
-            (f for n, f in current.model_fields.items() if (f.alias or n) == part or n == part),
+            (f for n, f in current.model_fields.items() if part in (f.alias or n, n)),
             None,
         )
         if field is None:
@@ -103,11 +117,18 @@ def _message(err: dict[str, Any], model: type[BaseModel]) -> tuple[list[str | in
         op, key = bounds[kind]
         return loc, f"must be {op} {_num(ctx.get(key))}, got {_num(got)}"
     if kind == "string_pattern_mismatch":
-        return loc, f"must match {ctx.get('pattern')}, got {_short(got)}"
+        pattern = str(ctx.get("pattern"))
+        words = _PATTERN_WORDS.get(pattern, f"must match {pattern}")
+        return loc, f"{words}, got {_short(got)}"
     if kind in ("literal_error", "enum"):
         return loc, f"must be one of {ctx.get('expected')}, got {_short(got)}"
-    if kind in ("too_short", "too_long"):
-        return loc, f"{err['msg'].lower()}"
+    if kind in ("too_short", "too_long", "string_too_short", "string_too_long"):
+        least = kind.endswith("too_short")
+        limit = ctx.get("min_length" if least else "max_length")
+        bound = "at least" if least else "at most"
+        if isinstance(got, str):
+            return loc, f"must be {bound} {_count(limit, 'character')} long, got {len(got)}"
+        return loc, f"must have {bound} {_count(limit, 'item')}, got {ctx.get('actual_length')}"
     if kind in ("value_error", "assertion_error"):
         text = str(ctx.get("error", err["msg"]))
         match = _LEADING_FIELD.match(text)

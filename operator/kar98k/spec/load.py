@@ -19,7 +19,9 @@ class ManifestReadError(Exception):
 def parse_manifest(data: Any) -> LoadTest:
     """Validate one parsed document; raise SpecError listing every problem."""
     if not isinstance(data, dict):
-        raise SpecError([FieldError("", f"a LoadTest must be a mapping, got {type(data).__name__}")])
+        raise SpecError(
+            [FieldError("", f"a LoadTest must be a mapping, got {type(data).__name__}")]
+        )
     try:
         return LoadTest.model_validate(data)
     except ValidationError as exc:

@@ -1,4 +1,4 @@
-"""The LoadTest spec (kar98k.dev/v1alpha1): one model for the CLI, the local runner and the operator.
+"""The LoadTest spec (kar98k.dev/v1alpha1): one model for the CLI, local runner and operator.
 
 Field names are camelCase on the wire. Every field carries a description: the CRD schema in
 `crds/` is generated from this model, so `kubectl explain` shows the same words.
@@ -10,19 +10,30 @@ import math
 import re
 import zoneinfo
 from enum import StrEnum
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from kar98k_loadpod.durations import Duration
+from kar98k_loadpod.durations import Duration as WireDuration
 from kar98k_loadpod.model_base import WireModel
 from kar98k_loadpod.plan import Arrival
 from kar98k_loadpod.targets import Target, unique_names
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic.config import JsonDict
 
 API_VERSION = "kar98k.dev/v1alpha1"
 KIND = "LoadTest"
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _HOUR_RANGE = re.compile(r"^(\d{1,2})-(\d{1,2})$")
-FREE_FORM = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+FREE_FORM: JsonDict = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError(f"must be a finite duration, got {value}")
+    return value
+
+
+# YAML's `.inf` would otherwise pass as a number of seconds.
+Duration = Annotated[WireDuration, AfterValidator(_finite)]
 
 
 class ScheduleEntry(WireModel):
@@ -36,10 +47,20 @@ class ScheduleEntry(WireModel):
     days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(
         default_factory=list, description="Days (mon..sun); empty means every day."
     )
-    multiplier: float = Field(ge=0, description="Factor applied to baseTPS while this matches.")
+    multiplier: float = Field(
+        ge=0, allow_inf_nan=False, description="Factor applied to baseTPS while this matches."
+    )
     priority: int = Field(
         default=0, description="Highest priority wins among matches; ties go to the later entry."
     )
+
+    @field_validator("hours", mode="before")
+    @classmethod
+    def _no_bools(cls, value: Any) -> Any:
+        # YAML `yes`/`true` would otherwise slip through as hour 1.
+        if isinstance(value, list) and any(isinstance(item, bool) for item in value):
+            raise ValueError("hours items must be 0-23 or ranges like '9-17', got a boolean")
+        return value
 
     @field_validator("hours")
     @classmethod
@@ -87,12 +108,15 @@ class Spikes(WireModel):
         default=None,
         alias="lambda",
         gt=0,
+        allow_inf_nan=False,
         description="Expected spikes per second (mean gap 1/lambda). Give this or meanInterval.",
     )
     mean_interval: Duration | None = Field(
         default=None, description="Mean gap between spikes, e.g. '5m'. Give this or lambda."
     )
-    factor: float = Field(default=2.0, ge=1, description="Peak multiplier of a spike (>= 1).")
+    factor: float = Field(
+        default=2.0, ge=1, allow_inf_nan=False, description="Peak multiplier of a spike (>= 1)."
+    )
     min_interval: Duration = Field(default=0.0, description="Shortest gap between spikes.")
     max_interval: Duration | None = Field(
         default=None, description="Longest gap between spikes; absent means unbounded."
@@ -136,17 +160,26 @@ class Noise(WireModel):
 
     enabled: bool = Field(default=False, description="Add noise.")
     type: NoiseType = Field(default=NoiseType.SPRING, description="spring (damped) or perlin.")
-    amplitude: float = Field(default=0.1, ge=0, le=1, description="Bound of the noise, 0..1.")
+    amplitude: float = Field(
+        default=0.1, ge=0, le=1, allow_inf_nan=False, description="Bound of the noise, 0..1."
+    )
 
 
 class Pattern(WireModel):
     """rate(t) = clamp(baseTPS · ramp(t) · schedule(t) · spikes(t) · noise(t), minTPS, maxTPS)."""
 
-    base_tps: float = Field(alias="baseTPS", gt=0, description="Base requests per second (> 0).")
-    max_tps: float | None = Field(
-        default=None, alias="maxTPS", description="Hard ceiling (>= baseTPS); default 10×baseTPS."
+    base_tps: float = Field(
+        alias="baseTPS", gt=0, allow_inf_nan=False, description="Base requests per second (> 0)."
     )
-    min_tps: float = Field(default=0.0, alias="minTPS", ge=0, description="Floor after ramp-up.")
+    max_tps: float | None = Field(
+        default=None,
+        alias="maxTPS",
+        allow_inf_nan=False,
+        description="Hard ceiling (>= baseTPS); default 10×baseTPS.",
+    )
+    min_tps: float = Field(
+        default=0.0, alias="minTPS", ge=0, allow_inf_nan=False, description="Floor after ramp-up."
+    )
     ramp_up: Duration = Field(default=0.0, description="Start-up ramp from 0 to full rate.")
     time_zone: str = Field(default="UTC", description="IANA time zone for the schedule.")
     schedule: list[ScheduleEntry] = Field(default_factory=list, description="Time-of-day shape.")
@@ -172,7 +205,9 @@ class Pattern(WireModel):
                 f"maxTPS: must be >= baseTPS ({self.base_tps:g}), got {self.max_tps:g}"
             )
         if self.min_tps > self.base_tps:
-            raise ValueError(f"minTPS: must be <= baseTPS ({self.base_tps:g}), got {self.min_tps:g}")
+            raise ValueError(
+                f"minTPS: must be <= baseTPS ({self.base_tps:g}), got {self.min_tps:g}"
+            )
         return self
 
     @property
@@ -197,10 +232,18 @@ class Thresholds(WireModel):
         description="Judge corrected latency (from intended send time) or raw latency.",
     )
     error_rate: float | None = Field(
-        default=None, ge=0, le=1, description="Ceiling for errors/requests (0..1)."
+        default=None,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        description="Ceiling for errors/requests (0..1).",
     )
     min_achieved_ratio: float | None = Field(
-        default=None, ge=0, le=1, description="Floor for achieved/target requests (0..1)."
+        default=None,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        description="Floor for achieved/target requests (0..1).",
     )
 
 
@@ -212,6 +255,7 @@ class LoadPods(WireModel):
         default=None,
         alias="perPodMaxTPS",
         gt=0,
+        allow_inf_nan=False,
         description="Size the fleet as ceil(maxTPS / perPodMaxTPS) when replicas is absent.",
     )
     max_in_flight: int = Field(default=256, ge=1, le=100_000, description="Per pod.")
