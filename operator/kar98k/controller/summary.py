@@ -51,9 +51,14 @@ class SeriesPoint(BaseModel):
     """One second of the run: what the curve asked for and what the pods started."""
 
     t: float
+    unix_s: int | None = Field(
+        default=None, description="The unix second of this bin (pods and servers count by it)."
+    )
     target_tps: float
     achieved_tps: float
     spike_active: bool = False
+    p50_ms: float | None = None
+    p95_ms: float | None = None
     p99_ms: float | None = None
     error_rate: float | None = None
 
@@ -66,6 +71,23 @@ class Check(BaseModel):
     observed: float
     passed: bool
     message: str
+
+
+class ControllerFigures(BaseModel):
+    """How well the controller kept time and reached its pods (for diagnosing a run)."""
+
+    ticks: int = 0
+    ticks_skipped: int = Field(default=0, description="Ticks dropped because the loop ran late.")
+    tick_lag_ms_max: float = 0.0
+    tick_lag_ms_p99: float = 0.0
+    pushes: int = 0
+    push_failures: int = 0
+    pushes_skipped: int = Field(
+        default=0, description="Pushes not sent because the pod's previous push was pending."
+    )
+    stats_failures: int = 0
+    first_epoch: int = 0
+    last_epoch: int = 0
 
 
 class RunSummary(BaseModel):
@@ -92,6 +114,7 @@ class RunSummary(BaseModel):
     pods: list[PodSummary] = Field(default_factory=list)
     checks: list[Check] = Field(default_factory=list)
     series: list[SeriesPoint] = Field(default_factory=list)
+    controller: ControllerFigures = Field(default_factory=ControllerFigures)
 
 
 class LiveStatus(BaseModel):
@@ -106,4 +129,10 @@ class LiveStatus(BaseModel):
     desired_pods: int
     tick_lag_ms: float = Field(description="How late the last tick ran (max over last 10 s).")
     push_errors: int
+    rolling_p99_ms: float | None = Field(
+        default=None, description="p99 latency (thresholds' basis) over the last ~10 s."
+    )
+    rolling_error_rate: float | None = Field(
+        default=None, description="errors/requests over the last ~10 s; None before any."
+    )
     summary: RunSummary
