@@ -1,0 +1,163 @@
+"""Cumulative counters and latency histograms of one load pod, cheap enough for the hot path.
+
+The pacer records every completed request here; stats and /metrics read from here at
+request time, so the hot path never touches Prometheus label lookups or JSON.
+"""
+
+from __future__ import annotations
+
+import time
+from bisect import bisect_left
+from collections import deque
+
+from .histogram import LatencyHistogram
+from .stats import SUCCESS_OUTCOMES, TargetStats
+
+# Upper bounds (seconds) of the Prometheus request-duration buckets; +Inf is implicit.
+DURATION_BUCKETS: tuple[float, ...] = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+HISTORY_SECONDS = 60
+
+
+class TargetRecorder:
+    """Everything recorded for one target name (kept after the target leaves the plan)."""
+
+    __slots__ = (
+        "buckets",
+        "corrected",
+        "errors",
+        "healthy",
+        "outcomes",
+        "raw",
+        "raw_sum",
+        "requests",
+        "skipped_unhealthy",
+    )
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.errors = 0
+        self.outcomes: dict[str, int] = {}
+        self.skipped_unhealthy = 0
+        self.healthy = True
+        self.raw = LatencyHistogram()
+        self.corrected = LatencyHistogram()
+        self.raw_sum = 0.0
+        # Non-cumulative counts per DURATION_BUCKETS slot, last one is +Inf.
+        self.buckets = [0] * (len(DURATION_BUCKETS) + 1)
+
+    def record(self, outcome: str, raw: float, corrected: float) -> None:
+        """One completed request: raw = since actual start, corrected = since intended time."""
+        self.requests += 1
+        outcomes = self.outcomes
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        if outcome not in SUCCESS_OUTCOMES:
+            self.errors += 1
+        self.raw.record_seconds(raw)
+        self.corrected.record_seconds(corrected)
+        self.raw_sum += raw
+        self.buckets[bisect_left(DURATION_BUCKETS, raw)] += 1
+
+    def cumulative_buckets(self) -> list[int]:
+        """Prometheus-style cumulative counts, one per bound plus +Inf."""
+        out: list[int] = []
+        total = 0
+        for count in self.buckets:
+            total += count
+            out.append(total)
+        return out
+
+    def to_stats(self) -> TargetStats:
+        return TargetStats(
+            requests=self.requests,
+            errors=self.errors,
+            outcomes=dict(self.outcomes),
+            healthy=self.healthy,
+            skipped_unhealthy=self.skipped_unhealthy,
+            latency_raw=self.raw.encode(),
+            latency_corrected=self.corrected.encode(),
+        )
+
+
+class SendCounter:
+    """Sends started per unix second, for `sentPerSecond` and the achieved rate.
+
+    `count` is bumped inline by the pacer; `roll` must run before counting whenever the
+    wall-clock second may have changed (the pacer calls it every tick).
+    """
+
+    __slots__ = ("_history", "count", "second")
+
+    def __init__(self, now: float | None = None) -> None:
+        self.second = int(time.time() if now is None else now)
+        self.count = 0
+        self._history: deque[tuple[int, int]] = deque(maxlen=HISTORY_SECONDS)
+
+    def roll(self, now: float | None = None) -> None:
+        sec = int(time.time() if now is None else now)
+        if sec <= self.second:  # same second, or the wall clock stepped back
+            return
+        self._history.append((self.second, self.count))
+        for empty in range(max(self.second + 1, sec - HISTORY_SECONDS), sec):
+            self._history.append((empty, 0))
+        self.second = sec
+        self.count = 0
+
+    def history(self) -> list[tuple[int, int]]:
+        """[(unix second, sends started)] for the last whole seconds, oldest first."""
+        return list(self._history)
+
+    def rate(self, seconds: int) -> float:
+        """Mean sends/s over the last `seconds` whole seconds (fewer right after start)."""
+        if not self._history:
+            return 0.0
+        window = list(self._history)[-seconds:]
+        return sum(count for _, count in window) / len(window)
+
+
+class Recorder:
+    """All counters of the pod; cumulative since the process started."""
+
+    def __init__(self) -> None:
+        self.targets: dict[str, TargetRecorder] = {}
+        self.sent = SendCounter()
+        self.late = 0
+        self.dropped = 0
+
+    def target(self, name: str) -> TargetRecorder:
+        rec = self.targets.get(name)
+        if rec is None:
+            rec = self.targets[name] = TargetRecorder()
+        return rec
+
+    @property
+    def requests(self) -> int:
+        return sum(t.requests for t in self.targets.values())
+
+    @property
+    def errors(self) -> int:
+        return sum(t.errors for t in self.targets.values())
+
+    def merged(self) -> tuple[LatencyHistogram, LatencyHistogram]:
+        """(raw, corrected) over all targets, merged, never averaged."""
+        raw = LatencyHistogram()
+        corrected = LatencyHistogram()
+        for rec in self.targets.values():
+            if rec.requests:
+                raw.merge(rec.raw)
+                corrected.merge(rec.corrected)
+        return raw, corrected

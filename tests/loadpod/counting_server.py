@@ -1,0 +1,105 @@
+"""A loopback HTTP/1.1 target that counts arrivals in 10 ms wall-clock bins, per path.
+
+Run as its own process (`python counting_server.py`) so it has its own core and the
+load pod's pacing is measured where it matters: at the server. Prints `PORT <n>` when ready.
+
+Control endpoints (not counted):
+  GET  /__counts?path=/x      {"bins": {"<unix time in 10 ms units>": count, ...}}
+  POST /__stall?seconds=0.5   every request arriving in the next 0.5 s is held until it ends
+  POST /__health?ok=0|1       /health answers 503 or 200
+  POST /__reset               forget all counts
+Any other path answers 200 "ok" (after a stall, if one is active); /hang never answers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from collections import defaultdict
+
+from aiohttp import web
+
+BIN_S = 0.01
+
+
+class State:
+    def __init__(self) -> None:
+        self.counts: defaultdict[str, defaultdict[int, int]] = defaultdict(lambda: defaultdict(int))
+        self.stall_until = 0.0
+        self.healthy = True
+
+
+async def handle(request: web.BaseRequest, state: State) -> web.StreamResponse:
+    path = request.path
+    if path.startswith("/__"):
+        return await control(request, state)
+    state.counts[path][int(time.time() / BIN_S)] += 1
+    if request.can_read_body:
+        await request.read()
+    now = time.monotonic()
+    if now < state.stall_until:
+        await asyncio.sleep(state.stall_until - now)
+    if path == "/hang":
+        await asyncio.sleep(3600)
+    if path == "/health":
+        return web.Response(status=200 if state.healthy else 503, text="health")
+    return web.Response(text="ok")
+
+
+async def control(request: web.BaseRequest, state: State) -> web.StreamResponse:
+    query = request.query
+    if request.path == "/__counts":
+        bins: dict[int, int] = state.counts.get(query.get("path", "/"), {})
+        return web.Response(text=json.dumps({"bins": bins}), content_type="application/json")
+    if request.path == "/__stall":
+        state.stall_until = time.monotonic() + float(query.get("seconds", "0.5"))
+        return web.Response(text=json.dumps({"at": time.time()}), content_type="application/json")
+    if request.path == "/__health":
+        state.healthy = query.get("ok", "1") == "1"
+        return web.Response(text="ok")
+    if request.path == "/__reset":
+        state.counts.clear()
+        return web.Response(text="ok")
+    return web.Response(status=404, text="unknown control path")
+
+
+async def serve(host: str, port: int) -> None:
+    state = State()
+
+    async def handler(request: web.BaseRequest) -> web.StreamResponse:
+        return await handle(request, state)
+
+    server = web.Server(handler, access_log=None)
+    runner = web.ServerRunner(server, handle_signals=True)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, backlog=1024)
+    await site.start()
+    bound = runner.addresses[0][1]
+    print(f"PORT {bound}", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args()
+    try:
+        import uvloop  # noqa: PLC0415
+
+        uvloop.run(serve(args.host, args.port))
+    except ImportError:
+        asyncio.run(serve(args.host, args.port))
+    except KeyboardInterrupt:
+        pass
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
