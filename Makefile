@@ -4,6 +4,8 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+HELM_VERSION := v3.22.0
+HELM := $(BIN)/helm
 
 .PHONY: setup demo test lint typecheck bench clean
 
@@ -15,6 +17,10 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# helm renders the chart in tests; built from the Go module proxy (needs `go` on PATH).
+$(HELM): | $(STAMP)
+	GOBIN=$(abspath $(BIN)) go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
 demo: $(STAMP)
 	$(BIN)/kar98k demo
 
@@ -25,7 +31,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy loadpod/kar98k_loadpod operator/kar98k operator/kar98k_operator
 
-test: $(STAMP) lint typecheck
+test: $(STAMP) $(HELM) lint typecheck
 	$(BIN)/pytest -q
 
 bench: $(STAMP)

@@ -1,0 +1,42 @@
+{{- define "kar98k.name" -}}kar98k-operator{{- end -}}
+{{- define "kar98k.fullname" -}}{{ printf "%s-operator" .Release.Name | trunc 63 | trimSuffix "-" }}{{- end -}}
+{{- define "kar98k.labels" -}}
+app.kubernetes.io/name: {{ include "kar98k.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: kar98k
+{{- end -}}
+{{- define "kar98k.selector" -}}
+app.kubernetes.io/name: {{ include "kar98k.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+{{- define "kar98k.loadpodImage" -}}
+{{- .Values.loadpod.image | default (printf "ghcr.io/kar98k/loadpod:%s" .Chart.AppVersion) -}}
+{{- end -}}
+{{/* Rules the operator needs on LoadTests and their children, in any namespace it serves. */}}
+{{- define "kar98k.namespacedRules" -}}
+- apiGroups: ["kar98k.dev"]
+  resources: ["loadtests"]
+  verbs: ["get", "list", "watch", "patch", "delete"]
+- apiGroups: ["kar98k.dev"]
+  resources: ["loadtests/status"]
+  verbs: ["get", "patch"]
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "create", "patch", "delete"]
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["", "events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- if .Values.peering.enabled }}
+- apiGroups: ["kopf.dev"]
+  resources: ["kopfpeerings"]
+  verbs: ["get", "list", "watch", "patch"]
+{{- end }}
+{{- end -}}
