@@ -1,0 +1,93 @@
+"""Judge a run against its thresholds: one Check per threshold set, with a message a human reads.
+
+Everything is judged over the whole run (or the run so far, for live views): latency from the
+merged histograms, never from averaged per-pod percentiles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+from kar98k.controller.summary import Check, RunSummary
+from kar98k.spec.model import Thresholds
+
+
+def judge(thresholds: Thresholds, summary: RunSummary) -> list[Check]:
+    """Checks in a fixed order: latency p50, p95, p99, error rate, achieved ratio."""
+    checks: list[Check] = []
+    basis = thresholds.latency_basis
+    observed_latency = (
+        summary.latency_ms.corrected if basis == "corrected" else summary.latency_ms.raw
+    )
+    for name in ("p50", "p95", "p99"):
+        ceiling_s = getattr(thresholds.latency, name)
+        if ceiling_s is None:
+            continue
+        ceiling = ceiling_s * 1000.0
+        observed = float(getattr(observed_latency, name))
+        passed = observed <= ceiling
+        what = f"{name} {basis} latency {observed:.1f} ms"
+        if summary.requests_total == 0:
+            passed = False
+            message = f"{name} {basis} latency: no requests completed, nothing to judge"
+        elif passed:
+            message = f"{what} is within the {_ms(ceiling)} ceiling"
+        else:
+            message = f"{what} exceeds the {_ms(ceiling)} ceiling"
+        checks.append(
+            Check(
+                name=f"latency.{name}",
+                threshold=ceiling,
+                observed=observed,
+                passed=passed,
+                message=message,
+            )
+        )
+    if thresholds.error_rate is not None:
+        ceiling = thresholds.error_rate
+        observed = summary.error_rate
+        passed = observed <= ceiling
+        detail = f"{summary.errors_total} of {summary.requests_total} requests failed"
+        verb = "is within" if passed else "exceeds"
+        message = f"error rate {observed:.2%} ({detail}) {verb} the {ceiling:.2%} ceiling"
+        checks.append(
+            Check(
+                name="error_rate",
+                threshold=ceiling,
+                observed=observed,
+                passed=passed,
+                message=message,
+            )
+        )
+    if thresholds.min_achieved_ratio is not None:
+        floor = thresholds.min_achieved_ratio
+        if summary.target_requests <= 0:
+            observed = 1.0
+            message = "achieved ratio: the curve asked for no requests, nothing to miss"
+        else:
+            observed = summary.requests_total / summary.target_requests
+            detail = f"{summary.requests_total} sent of {summary.target_requests:.0f} asked"
+            verb = "meets" if observed >= floor else "is below"
+            message = f"achieved ratio {observed:.1%} ({detail}) {verb} the {floor:.1%} floor"
+        checks.append(
+            Check(
+                name="min_achieved_ratio",
+                threshold=floor,
+                observed=observed,
+                passed=observed >= floor,
+                message=message,
+            )
+        )
+    return checks
+
+
+def verdict_of(checks: Sequence[Check]) -> Literal["pass", "fail", "none"]:
+    """'none' when no threshold was set, else 'fail' if any check failed."""
+    if not checks:
+        return "none"
+    return "pass" if all(c.passed for c in checks) else "fail"
+
+
+def _ms(value: float) -> str:
+    return f"{value:g} ms"
