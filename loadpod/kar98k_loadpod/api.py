@@ -11,7 +11,7 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -31,6 +31,7 @@ TOKEN_KEY = web.AppKey("token", bytes)
 REGISTRY_KEY = web.AppKey("registry", CollectorRegistry)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+M = TypeVar("M", bound=WireModel)
 
 
 class DrainRequest(WireModel):
@@ -104,7 +105,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
 
 
 class BadBody(Exception):
-    """The body is not JSON: 400."""
+    """The body is not JSON, or not a valid request: 400."""
 
     def __init__(self, message: str, details: list[str]) -> None:
         self.message = message
@@ -125,16 +126,21 @@ async def read_json(request: web.Request, *, allow_empty: bool) -> object:
         raise BadBody("malformed JSON", [str(exc)]) from exc
 
 
+async def read_model(request: web.Request, model: type[M], *, allow_empty: bool, invalid: str) -> M:
+    """The body as a `model`; raises BadBody (message `invalid` when it does not validate)."""
+    data = await read_json(request, allow_empty=allow_empty)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise BadBody(invalid, validation_details(exc)) from exc
+
+
 async def put_plan(request: web.Request) -> web.StreamResponse:
     runtime = request.app[RUNTIME_KEY]
     try:
-        data = await read_json(request, allow_empty=False)
+        plan = await read_model(request, Plan, allow_empty=False, invalid="invalid plan")
     except BadBody as exc:
         return error(400, exc.message, exc.details)
-    try:
-        plan = Plan.model_validate(data)
-    except ValidationError as exc:
-        return error(400, "invalid plan", validation_details(exc))
     try:
         applied = runtime.apply(plan)
     except StaleEpoch as exc:
@@ -159,13 +165,11 @@ async def get_stats(request: web.Request) -> web.StreamResponse:
 
 async def post_drain(request: web.Request) -> web.StreamResponse:
     try:
-        data = await read_json(request, allow_empty=True)
+        drain = await read_model(
+            request, DrainRequest, allow_empty=True, invalid="invalid drain request"
+        )
     except BadBody as exc:
         return error(400, exc.message, exc.details)
-    try:
-        drain = DrainRequest.model_validate(data)
-    except ValidationError as exc:
-        return error(400, "invalid drain request", validation_details(exc))
     final = await request.app[RUNTIME_KEY].drain(drain.timeout_seconds)
     return web.json_response(final.to_wire())
 

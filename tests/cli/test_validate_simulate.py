@@ -23,6 +23,15 @@ def manifest(tmp_path: Path) -> Path:
     return path
 
 
+def edited_example(tmp_path: Path, name: str, old: str, new: str) -> Path:
+    """A copy of the example, as `name`, with the text `old` replaced by `new`."""
+    text = EXAMPLE.read_text(encoding="utf-8")
+    assert old in text
+    path = tmp_path / name
+    path.write_text(text.replace(old, new), encoding="utf-8")
+    return path
+
+
 def broken_copy(tmp_path: Path) -> Path:
     data = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
     data["spec"]["pattern"]["spikes"]["factor"] = 0.5
@@ -135,9 +144,7 @@ def test_simulate_spikes_reach_the_configured_factor_within_the_hour(
 def test_simulate_seed_flag_applies_only_without_spec_seed(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    text = EXAMPLE.read_text(encoding="utf-8").replace("    seed: 42", "    # no seed")
-    path = tmp_path / "unseeded.yaml"
-    path.write_text(text, encoding="utf-8")
+    path = edited_example(tmp_path, "unseeded.yaml", "    seed: 42", "    # no seed")
     base = ["simulate", str(path), "--duration", "10m", "--step", "5s", "--format", "csv"]
     assert main(base) == 0
     default = capsys.readouterr().out
@@ -206,9 +213,7 @@ def test_simulate_bad_arguments_exit_2(
 def test_simulate_needs_a_duration_when_the_spec_has_none(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    text = EXAMPLE.read_text(encoding="utf-8").replace("  duration: 2h\n", "")
-    path = tmp_path / "endless.yaml"
-    path.write_text(text, encoding="utf-8")
+    path = edited_example(tmp_path, "endless.yaml", "  duration: 2h\n", "")
     assert main(["simulate", str(path)]) == 2
     assert "--duration is required" in capsys.readouterr().err
 

@@ -152,14 +152,6 @@ async def start_pods(count: int, **kwargs: Any) -> list[FakePod]:
     return [await FakePod(f"pod-{i:02d}", **kwargs).start() for i in range(count)]
 
 
-async def wait_until(predicate: Any, within: float = 5.0, interval: float = 0.01) -> None:
-    deadline = time.monotonic() + within
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {within} s")
-        await asyncio.sleep(interval)
-
-
 async def serve_many(count: int) -> None:
     """Run `count` fake pods until stdin closes; print one URL per line, then 'ready'."""
     pods = await start_pods(count)

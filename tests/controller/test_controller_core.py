@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import math
 import sys
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from ctl_fakepods import FakePod, FixedSource, StaticSource, start_pods, wait_until
+from ctl_fakepods import FakePod, FixedSource, StaticSource, start_pods
 from kar98k.controller import Controller, ControllerEvent, PodEndpoint
 from kar98k.pattern import PatternEngine, expected_requests
 from kar98k.spec import parse_spec
 from kar98k.spec.model import LoadTestSpec
+from servers_plugin import wait_until
 
 
 def make_spec(**overrides: Any) -> LoadTestSpec:
@@ -36,8 +39,14 @@ def controller(spec: LoadTestSpec, pods: list[FakePod], **kwargs: Any) -> Contro
     return Controller(spec, StaticSource(pods), **kwargs)
 
 
-async def stop_all(pods: list[FakePod]) -> None:
-    await asyncio.gather(*(p.stop() for p in pods))
+@contextlib.asynccontextmanager
+async def running_pods(count: int, **kwargs: Any) -> AsyncIterator[list[FakePod]]:
+    """`count` fake pods, stopped again when the block ends (however it ends)."""
+    pods = await start_pods(count, **kwargs)
+    try:
+        yield pods
+    finally:
+        await asyncio.gather(*(p.stop() for p in pods))
 
 
 def by_epoch(pods: list[FakePod]) -> dict[int, dict[str, float]]:
@@ -49,12 +58,9 @@ def by_epoch(pods: list[FakePod]) -> dict[int, dict[str, float]]:
 
 
 async def test_plans_split_exactly_with_rising_epochs_and_labels() -> None:
-    pods = await start_pods(3)
-    try:
+    async with running_pods(3) as pods:
         spec = make_spec(duration="1500ms", pattern={"baseTPS": 100, "rampUp": "1s"})
         summary = await controller(spec, pods, name="split").run()
-    finally:
-        await stop_all(pods)
     rounds = by_epoch(pods)
     assert len(rounds) >= 12
     for pod in pods:
@@ -80,12 +86,9 @@ async def test_plans_split_exactly_with_rising_epochs_and_labels() -> None:
 
 
 async def test_shares_sum_to_target_each_tick() -> None:
-    pods = await start_pods(7)
-    try:
+    async with running_pods(7) as pods:
         spec = make_spec(duration="1s", pattern={"baseTPS": 333.3})
         await controller(spec, pods).run()
-    finally:
-        await stop_all(pods)
     complete = [s for s in by_epoch(pods).values() if len(s) == 7]
     assert len(complete) >= 8
     for shares in complete:
@@ -93,8 +96,7 @@ async def test_shares_sum_to_target_each_tick() -> None:
 
 
 async def test_epochs_rise_across_controller_restarts() -> None:
-    pods = await start_pods(1)
-    try:
+    async with running_pods(1) as pods:
         spec = make_spec(duration="300ms")
         first = controller(spec, pods)
         await first.run()
@@ -102,8 +104,6 @@ async def test_epochs_rise_across_controller_restarts() -> None:
         await second.run()
         third = controller(spec, pods, epoch_base=0)
         await third.run()
-    finally:
-        await stop_all(pods)
     assert first.epoch < second.epoch < third.epoch
     epochs = [r.plan["epoch"] for r in pods[0].plans]
     assert epochs == sorted(set(epochs))
@@ -111,9 +111,8 @@ async def test_epochs_rise_across_controller_restarts() -> None:
 
 
 async def test_failing_pod_is_dropped_within_a_few_ticks_and_its_share_moves() -> None:
-    pods = await start_pods(3)
     events: list[ControllerEvent] = []
-    try:
+    async with running_pods(3) as pods:
         spec = make_spec(duration="3s", pattern={"baseTPS": 300})
         ctl = controller(spec, pods, on_event=events.append)
         run = asyncio.create_task(ctl.run())
@@ -131,8 +130,6 @@ async def test_failing_pod_is_dropped_within_a_few_ticks_and_its_share_moves() -
         await wait_until(lambda: any(e.kind == "pod-joined" for e in events), within=2.5)
         await wait_until(lambda: pods[2].plans[-1].plan["rate"] == pytest.approx(100.0), 1.0)
         summary = await run
-    finally:
-        await stop_all(pods)
     assert lost_after < 1.0  # three failed pushes at 100 ms ticks: ~0.3 s when idle
     assert summary.controller.push_failures >= 3
     lost = next(e for e in events if e.kind == "pod-lost")
@@ -141,9 +138,8 @@ async def test_failing_pod_is_dropped_within_a_few_ticks_and_its_share_moves() -
 
 
 async def test_pod_leaving_the_source_loses_its_share_next_tick() -> None:
-    pods = await start_pods(2)
-    source = StaticSource(pods)
-    try:
+    async with running_pods(2) as pods:
+        source = StaticSource(pods)
         spec = make_spec(duration="2s", pattern={"baseTPS": 200})
         ctl = Controller(
             spec, source, name="lt", seed=1, start=datetime.now(UTC), stats_interval=0.5
@@ -156,8 +152,6 @@ async def test_pod_leaving_the_source_loses_its_share_next_tick() -> None:
         await wait_until(lambda: pods[0].plans[-1].plan["rate"] == pytest.approx(200.0), 1.0)
         moved_after = loop.time() - removed_at
         summary = await run
-    finally:
-        await stop_all(pods)
     assert moved_after < 0.5  # the next tick: <= 0.1 s when idle
     assert not pods[1].drained, "a pod gone from the pool is not contacted any more"
     assert [p.ready for p in summary.pods] == [True, False]
@@ -167,13 +161,10 @@ async def test_pod_leaving_the_source_loses_its_share_next_tick() -> None:
 
 
 async def test_slow_pod_never_delays_the_others() -> None:
-    pods = await start_pods(3)
-    pods[0].delay = 0.35  # answers within the push timeout, but spans several ticks
-    try:
+    async with running_pods(3) as pods:
+        pods[0].delay = 0.35  # answers within the push timeout, but spans several ticks
         spec = make_spec(duration="2s")
         summary = await controller(spec, pods).run()
-    finally:
-        await stop_all(pods)
     fast = pods[1].plans
     gaps = [b.at - a.at for a, b in itertools.pairwise(fast)]
     assert len(fast) >= 18
@@ -185,9 +176,8 @@ async def test_slow_pod_never_delays_the_others() -> None:
 
 
 async def test_pause_resume_and_manual_spike() -> None:
-    pods = await start_pods(2)
     events: list[ControllerEvent] = []
-    try:
+    async with running_pods(2) as pods:
         spikes = {"rampUp": "200ms", "rampDown": "200ms"}  # the shape manual spikes use
         spec = make_spec(duration="3s", pattern={"baseTPS": 100, "spikes": spikes})
         ctl = controller(spec, pods, on_event=events.append)
@@ -202,8 +192,6 @@ async def test_pause_resume_and_manual_spike() -> None:
         await wait_until(lambda: pods[0].plans[-1].plan["rate"] > 100.0, 2.0)  # x3: 150
         await wait_until(lambda: pods[0].plans[-1].plan["labels"]["spikeActive"] == "true", 1)
         summary = await run
-    finally:
-        await stop_all(pods)
     kinds = [e.kind for e in events]
     assert kinds[0] == "started" and kinds[-1] == "finished"
     for kind in ("paused", "resumed", "spike-begin"):
@@ -212,8 +200,7 @@ async def test_pause_resume_and_manual_spike() -> None:
 
 
 async def test_stop_drains_and_marks_interrupted() -> None:
-    pods = await start_pods(2)
-    try:
+    async with running_pods(2) as pods:
         spec = make_spec(duration="1h")
         ctl = controller(spec, pods)
         run = asyncio.create_task(ctl.run())
@@ -223,8 +210,6 @@ async def test_stop_drains_and_marks_interrupted() -> None:
         ctl.stop()
         summary = await asyncio.wait_for(run, 3.0)
         took = loop.time() - stopped_at
-    finally:
-        await stop_all(pods)
     assert took < 2.0  # one tick, the drain and the final merge: ~0.2 s when idle
     assert summary.interrupted
     assert summary.verdict == "none"
@@ -234,8 +219,7 @@ async def test_stop_drains_and_marks_interrupted() -> None:
 
 
 async def test_stats_merge_and_live_view_while_running() -> None:
-    pods = await start_pods(2, latency_s=0.004)
-    try:
+    async with running_pods(2, latency_s=0.004) as pods:
         spec = make_spec(
             duration="2500ms",
             pattern={"baseTPS": 400},
@@ -252,8 +236,6 @@ async def test_stats_merge_and_live_view_while_running() -> None:
         assert status.rolling_p99_ms == pytest.approx(4.0, rel=0.01)
         assert [c.name for c in status.summary.checks] == ["latency.p99", "error_rate"]
         summary = await run
-    finally:
-        await stop_all(pods)
     assert summary.verdict == "fail"
     failed = [c for c in summary.checks if not c.passed]
     assert [c.name for c in failed] == ["latency.p99"]
@@ -262,13 +244,10 @@ async def test_stats_merge_and_live_view_while_running() -> None:
 
 
 async def test_start_in_the_past_continues_the_curve() -> None:
-    pods = await start_pods(1)
-    try:
+    async with running_pods(1) as pods:
         spec = make_spec(duration="20s", pattern={"baseTPS": 100, "rampUp": "20s"})
         start = datetime.now(UTC) - timedelta(seconds=19)
         summary = await controller(spec, pods, start=start).run()
-    finally:
-        await stop_all(pods)
     first_rate = pods[0].plans[0].plan["rate"]
     assert first_rate == pytest.approx(95.0, abs=1.0)  # 19 s into a 20 s ramp
     assert summary.duration_s == pytest.approx(20.0, abs=0.2)
@@ -276,8 +255,7 @@ async def test_start_in_the_past_continues_the_curve() -> None:
 
 
 async def test_update_spec_applies_what_it_can_and_names_the_rest() -> None:
-    pods = await start_pods(1)
-    try:
+    async with running_pods(1) as pods:
         spec = make_spec(duration="2s")
         ctl = controller(spec, pods)
         run = asyncio.create_task(ctl.run())
@@ -295,8 +273,6 @@ async def test_update_spec_applies_what_it_can_and_names_the_rest() -> None:
         await wait_until(lambda: pods[0].plans[-1].plan["rate"] == 0.0, 1.0)
         ctl.stop()
         await run
-    finally:
-        await stop_all(pods)
     assert ignored == ["spec.runId", "spec.loadPods.image"]
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -47,12 +47,34 @@ def entry(made: list[Executor], **fields: Any) -> tuple[Target, Executor]:
 FAST_CHECK = {"interval": "30ms", "timeout": "500ms"}
 
 
+async def excluded_then_recovered(
+    monitor: tuple[HealthMonitor, Changes],
+    name: str,
+    set_healthy: Callable[[bool], Awaitable[None] | None],
+) -> None:
+    """The server turns unhealthy, then healthy again: the monitor follows, reporting each once.
+
+    `set_healthy` is the server's health switch (a plain or an async method)."""
+    mon, changes = monitor
+
+    async def switch(healthy: bool) -> None:
+        switched = set_healthy(healthy)
+        if switched is not None:
+            await switched
+
+    await switch(False)
+    await wait_until(lambda: not mon.is_healthy(name))
+    await switch(True)
+    await wait_until(lambda: mon.is_healthy(name))
+    assert changes == [(name, False), (name, True)]
+
+
 async def test_http_exclusion_and_recovery(
     http1_server: DemoHttpServer,
     monitor: tuple[HealthMonitor, Changes],
     executors: list[Executor],
 ) -> None:
-    mon, changes = monitor
+    mon, _ = monitor
     target = entry(
         executors,
         name="web",
@@ -63,17 +85,13 @@ async def test_http_exclusion_and_recovery(
     assert mon.is_healthy("web")  # optimistic until a probe says otherwise
     await wait_until(lambda: http1_server.counter.count("/healthz") >= 2)
     assert mon.is_healthy("web")
-    http1_server.set_healthy(False)
-    await wait_until(lambda: not mon.is_healthy("web"))
-    http1_server.set_healthy(True)
-    await wait_until(lambda: mon.is_healthy("web"))
-    assert changes == [("web", False), ("web", True)]
+    await excluded_then_recovered(monitor, "web", http1_server.set_healthy)
 
 
 async def test_h2_exclusion_and_recovery(
     h2c_server: DemoH2Server, monitor: tuple[HealthMonitor, Changes], executors: list[Executor]
 ) -> None:
-    mon, changes = monitor
+    mon, _ = monitor
     target = entry(
         executors,
         name="h2",
@@ -82,28 +100,20 @@ async def test_h2_exclusion_and_recovery(
         health_check={"path": "/healthz", **FAST_CHECK},
     )
     mon.update({"h2": target})
-    h2c_server.set_healthy(False)
-    await wait_until(lambda: not mon.is_healthy("h2"))
-    h2c_server.set_healthy(True)
-    await wait_until(lambda: mon.is_healthy("h2"))
-    assert changes == [("h2", False), ("h2", True)]
+    await excluded_then_recovered(monitor, "h2", h2c_server.set_healthy)
 
 
 async def test_grpc_not_serving_then_serving(
     grpc_server: DemoGrpcServer, monitor: tuple[HealthMonitor, Changes], executors: list[Executor]
 ) -> None:
-    mon, changes = monitor
+    mon, _ = monitor
     target = entry(
         executors, name="rpc", url=grpc_server.target_url, protocol="grpc", health_check=FAST_CHECK
     )
     mon.update({"rpc": target})
     await wait_until(lambda: grpc_server.counter.count(HEALTH) >= 2)
     assert mon.is_healthy("rpc")
-    await grpc_server.set_serving(False)
-    await wait_until(lambda: not mon.is_healthy("rpc"))
-    await grpc_server.set_serving(True)
-    await wait_until(lambda: mon.is_healthy("rpc"))
-    assert changes == [("rpc", False), ("rpc", True)]
+    await excluded_then_recovered(monitor, "rpc", grpc_server.set_serving)
 
 
 async def test_healthy_grpc_target_stays_healthy_over_many_probes(

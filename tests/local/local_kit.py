@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
+from servers_plugin import wait_until
+
+__all__ = ["alive", "kar98k_command", "manifest", "pod_pids", "wait_until", "write_manifest"]
 
 PID_LINE = re.compile(r"^(pod-\d+) pid (\d+) at (http://127\.0\.0\.1:\d+)$", re.MULTILINE)
 
@@ -58,11 +58,3 @@ def pod_pids(text: str) -> list[int]:
 def kar98k_command() -> list[str]:
     script = Path(sys.executable).parent / "kar98k"
     return [str(script)] if script.exists() else [sys.executable, "-m", "kar98k.cli"]
-
-
-async def wait_until(predicate: Callable[[], bool], within: float, interval: float = 0.02) -> None:
-    deadline = time.monotonic() + within
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {within} s")
-        await asyncio.sleep(interval)

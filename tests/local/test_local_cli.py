@@ -14,14 +14,30 @@ from local_kit import alive, kar98k_command, manifest, pod_pids, wait_until, wri
 pytestmark = pytest.mark.slow
 
 
-async def run_cli(*args: str, within: float = 60.0) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        *kar98k_command(),
-        "run",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+async def spawn_run(
+    *args: str, stdout: int = asyncio.subprocess.PIPE
+) -> asyncio.subprocess.Process:
+    """`kar98k run ARGS...` as a subprocess, its stderr piped."""
+    return await asyncio.create_subprocess_exec(
+        *kar98k_command(), "run", *args, stdout=stdout, stderr=asyncio.subprocess.PIPE
     )
+
+
+def collect_stderr(proc: asyncio.subprocess.Process) -> tuple[list[str], asyncio.Task[None]]:
+    """The process's stderr lines as they come, and the task reading them."""
+    assert proc.stderr is not None
+    stream = proc.stderr
+    lines: list[str] = []
+
+    async def read() -> None:
+        async for line in stream:
+            lines.append(line.decode())
+
+    return lines, asyncio.create_task(read())
+
+
+async def run_cli(*args: str, within: float = 60.0) -> tuple[int, str, str]:
+    proc = await spawn_run(*args)
     out, err = await asyncio.wait_for(proc.communicate(), within)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
@@ -96,26 +112,8 @@ async def test_sigint_drains_writes_every_report_and_leaves_nothing(
     )
     reports = [tmp_path / "r.json", tmp_path / "r.html", tmp_path / "r.xml"]
     args = [arg for r in reports for arg in ("--report", str(r))]
-    proc = await asyncio.create_subprocess_exec(
-        *kar98k_command(),
-        "run",
-        str(path),
-        "--pods",
-        "2",
-        "--no-live",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert proc.stderr is not None
-    err_lines: list[str] = []
-
-    async def read_stderr() -> None:
-        assert proc.stderr is not None
-        async for line in proc.stderr:
-            err_lines.append(line.decode())
-
-    reader = asyncio.create_task(read_stderr())
+    proc = await spawn_run(str(path), "--pods", "2", "--no-live", *args)
+    err_lines, reader = collect_stderr(proc)
     # Running once the server has seen a second's worth of requests.
     await wait_until(lambda: http1_server.counter.count("/fast") >= 100, 20.0)
     proc.send_signal(signal.SIGINT)
@@ -146,9 +144,7 @@ async def test_second_sigint_kills_the_pods_at_once(
     data["spec"]["targets"][0]["timeout"] = "8s"
     path = write_manifest(tmp_path / "lt.yaml", data)
     report = tmp_path / "never.json"
-    proc = await asyncio.create_subprocess_exec(
-        *kar98k_command(),
-        "run",
+    proc = await spawn_run(
         str(path),
         "--pods",
         "2",
@@ -156,16 +152,8 @@ async def test_second_sigint_kills_the_pods_at_once(
         "--report",
         str(report),
         stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
     )
-    err_lines: list[str] = []
-
-    async def read_stderr() -> None:
-        assert proc.stderr is not None
-        async for line in proc.stderr:
-            err_lines.append(line.decode())
-
-    reader = asyncio.create_task(read_stderr())
+    err_lines, reader = collect_stderr(proc)
     await wait_until(lambda: http1_server.counter.count("/fast") >= 20, 20.0)
     http1_server.stall(8.0)  # the drain now waits for requests the server holds
     await asyncio.sleep(0.3)

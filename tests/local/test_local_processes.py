@@ -38,11 +38,16 @@ async def test_start_ready_kill_and_stop() -> None:
     await pods.stop()  # idempotent
 
 
+def pods_run_script(monkeypatch: pytest.MonkeyPatch, script: str) -> None:
+    """Pods started from now on run this Python script instead of kar98k-loadpod."""
+    monkeypatch.setattr(processes, "loadpod_command", lambda: [sys.executable, "-c", script])
+
+
 async def test_a_pod_that_cannot_start_is_reported_and_nothing_is_left(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     script = "import sys; print('boom: cannot listen', file=sys.stderr); sys.exit(2)"
-    monkeypatch.setattr(processes, "loadpod_command", lambda: [sys.executable, "-c", script])
+    pods_run_script(monkeypatch, script)
     pods = LocalPods(2, start_timeout=10.0)
     with pytest.raises(PodStartError, match="boom: cannot listen"):
         async with pods:
@@ -54,7 +59,7 @@ async def test_a_pod_that_hangs_is_killed_after_the_deadline(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     script = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
-    monkeypatch.setattr(processes, "loadpod_command", lambda: [sys.executable, "-c", script])
+    pods_run_script(monkeypatch, script)
     pods = LocalPods(1, start_timeout=0.5)
     with pytest.raises(PodStartError, match="no 'listening' line"):
         await pods.start()

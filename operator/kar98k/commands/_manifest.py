@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from ..spec import KIND, LoadTest, SpecError, parse_manifest, read_documents
+from ..spec import (
+    KIND,
+    LoadTest,
+    ManifestReadError,
+    SpecError,
+    load_manifest,
+    parse_manifest,
+    read_documents,
+)
+from . import EXIT_USAGE
 
 
 @dataclass(frozen=True)
@@ -41,3 +51,17 @@ def check_file(path: str) -> list[Checked]:
 def print_errors(label: str, error: SpecError, stream: TextIO) -> None:
     for field_error in error.errors:
         print(f"{label}: {field_error}", file=stream)
+
+
+def load_or_exit_code(path: str, *, invalid: int) -> LoadTest | int:
+    """The file's LoadTest (see load_manifest), or, after printing why not to stderr, the exit
+    code to return: EXIT_USAGE when the file is unreadable or not YAML, `invalid` when the
+    LoadTest has errors (each printed as `FILE: path: message`)."""
+    try:
+        return load_manifest(path)
+    except ManifestReadError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_USAGE
+    except SpecError as exc:
+        print_errors(path, exc, sys.stderr)
+        return invalid

@@ -26,12 +26,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from kar98k_loadpod.durations import parse_duration
-
 from kar98k.report import ReportFormatError, check_report_path
 from kar98k.spec import LoadTest, ManifestReadError, SpecError, parse_manifest, read_documents
 
-from . import Subparsers
+from . import Subparsers, _args
 
 NAME = "demo"
 HELP = "run a spiky demo load test against a built-in loopback target"
@@ -70,7 +68,7 @@ def register(subparsers: Subparsers) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--duration", type=_duration, default=None, help="run length, e.g. 30s (default 45s)"
+        "--duration", type=_args.duration, default=None, help="run length, e.g. 30s (default 45s)"
     )
     parser.add_argument("--pods", type=_positive_int, default=2, help="load pods (default 2)")
     parser.add_argument(
@@ -310,16 +308,6 @@ async def serve(ports: DemoPorts, *, child: bool) -> int:
     else:
         print(_counts_line(counts), flush=True)
     return 0
-
-
-def _duration(text: str) -> float:
-    try:
-        seconds = parse_duration(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    if seconds <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
-    return seconds
 
 
 def _seed(text: str) -> int:

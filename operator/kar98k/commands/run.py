@@ -5,34 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import sys
 from pathlib import Path
 
-from kar98k_loadpod.durations import parse_duration
-
 from ..local import run_local
-from ..spec import ManifestReadError, SpecError, load_manifest
-from . import EXIT_USAGE, Subparsers
+from . import EXIT_USAGE, Subparsers, _args
+from ._manifest import load_or_exit_code
 
-
-def _duration(text: str) -> float:
-    try:
-        seconds = parse_duration(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    if seconds <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
-    return seconds
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}")
-    return value
+_seed = _args.non_negative_int("a non-negative integer")
 
 
 def register(subparsers: Subparsers) -> None:
@@ -54,7 +33,7 @@ def register(subparsers: Subparsers) -> None:
         help="load-pod processes (default: spec.loadPods sizing, at most 2 per CPU)",
     )
     parser.add_argument(
-        "--duration", type=_duration, default=None, help="override spec.duration, e.g. 30s, 5m"
+        "--duration", type=_args.duration, default=None, help="override spec.duration, e.g. 30s, 5m"
     )
     parser.add_argument(
         "--report",
@@ -77,15 +56,9 @@ def default_pods(desired: int) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        manifest = load_manifest(args.file)
-    except ManifestReadError as exc:
-        print(exc, file=sys.stderr)
-        return EXIT_USAGE
-    except SpecError as exc:
-        for error in exc.errors:
-            print(f"{args.file}: {error}", file=sys.stderr)
-        return EXIT_USAGE
+    manifest = load_or_exit_code(args.file, invalid=EXIT_USAGE)
+    if isinstance(manifest, int):
+        return manifest
     spec = manifest.spec
     pods = (
         args.pods

@@ -14,29 +14,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from kar98k_loadpod.durations import format_duration, parse_duration
+from kar98k_loadpod.durations import format_duration
 
 from ..pattern import PatternEngine, row_count
-from ..spec import LoadTest, ManifestReadError, SpecError, load_manifest
-from . import EXIT_INVALID, EXIT_OK, EXIT_USAGE, Subparsers
+from ..spec import LoadTest
+from . import EXIT_INVALID, EXIT_OK, EXIT_USAGE, Subparsers, _args
 from ._curve import Simulation, records, summarize, write_csv, write_json
-from ._manifest import print_errors
+from ._manifest import load_or_exit_code
 from ._table import render_table
 
 DEFAULT_START = datetime(2026, 1, 5, tzinfo=UTC)  # Monday 00:00 UTC
 DEFAULT_SEED = 0
 MAX_ROWS = 10_000_000
 FORMATS = ("table", "csv", "json", "png")
-
-
-def _duration(text: str) -> float:
-    try:
-        seconds = parse_duration(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    if seconds <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
-    return seconds
 
 
 def _instant(text: str) -> datetime:
@@ -49,14 +39,7 @@ def _instant(text: str) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
-    return value
+_seed = _args.non_negative_int("an integer >= 0")
 
 
 def register(subparsers: Subparsers) -> None:
@@ -71,12 +54,12 @@ def register(subparsers: Subparsers) -> None:
     parser.add_argument("file", metavar="FILE", help="LoadTest manifest (YAML)")
     parser.add_argument(
         "--duration",
-        type=_duration,
+        type=_args.duration,
         metavar="D",
         help="length, e.g. 1h or 7d-as-168h (default: spec.duration)",
     )
     parser.add_argument(
-        "--step", type=_duration, default=1.0, metavar="S", help="row interval (default 1s)"
+        "--step", type=_args.duration, default=1.0, metavar="S", help="row interval (default 1s)"
     )
     parser.add_argument(
         "--start",
@@ -138,14 +121,9 @@ def run(args: argparse.Namespace) -> int:
     fmt = _format(args)
     if fmt == "png" and (args.output is None or args.output == "-"):
         return _usage("--format png needs --output PATH")
-    try:
-        loadtest = load_manifest(args.file)
-    except ManifestReadError as exc:
-        print(exc, file=sys.stderr)
-        return EXIT_USAGE
-    except SpecError as exc:
-        print_errors(args.file, exc, sys.stderr)
-        return EXIT_INVALID
+    loadtest = load_or_exit_code(args.file, invalid=EXIT_INVALID)
+    if isinstance(loadtest, int):
+        return loadtest
     duration = args.duration if args.duration is not None else loadtest.spec.duration
     if duration is None:
         return _usage("--duration is required when the spec has no duration")

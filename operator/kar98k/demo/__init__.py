@@ -7,13 +7,11 @@ switch (`set_healthy` for HTTP, `await set_serving` for gRPC).
 
 from __future__ import annotations
 
-from types import TracebackType
-from typing import Self
-
 from .counters import RequestCounter
 from .grpc_server import DemoGrpcServer
 from .h2_server import DemoH2Server
 from .http_server import DemoHttpServer
+from .lifecycle import Lifecycle
 from .proto import SAY_METHOD
 
 __all__ = [
@@ -26,7 +24,7 @@ __all__ = [
 ]
 
 
-class DemoServers:
+class DemoServers(Lifecycle):
     """All three demo servers on one host: HTTP/1.1, cleartext h2c and gRPC (0 = any port)."""
 
     def __init__(
@@ -55,15 +53,3 @@ class DemoServers:
         await self.grpc.stop()
         await self.h2c.stop()
         await self.http.stop()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -22,6 +21,7 @@ from grpc_reflection.v1alpha import reflection
 from . import proto
 from .behaviour import require_loopback
 from .counters import RequestCounter
+from .lifecycle import Lifecycle
 
 _CODES: dict[int, Any] = {code.value[0]: code for code in grpc.StatusCode}
 HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
@@ -41,7 +41,7 @@ class _Counting(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         return await continuation(details)
 
 
-class DemoGrpcServer:
+class DemoGrpcServer(Lifecycle):
     """Health (settable), reflection and Echo/Say on a loopback port, cleartext or TLS."""
 
     def __init__(
@@ -117,15 +117,3 @@ class DemoGrpcServer:
         server, self._server = self._server, None
         if server is not None:
             await server.stop(grace=0.5)
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()

@@ -18,16 +18,15 @@ import ssl
 import sys
 import weakref
 from collections.abc import Awaitable, Callable, MutableMapping
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qsl
 
 from hypercorn.asyncio.run import worker_serve
 from hypercorn.config import Config, Sockets
 from hypercorn.utils import wrap_app
 
-from .behaviour import FLAKY_RATE, DemoBehaviour, require_loopback
-from .counters import RequestCounter
+from .behaviour import FLAKY_RATE
+from .lifecycle import BehaviourServer
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -84,7 +83,7 @@ class _Config(Config):
         return self._context
 
 
-class DemoH2Server:
+class DemoH2Server(BehaviourServer):
     """h2 (TLS/ALPN) or h2c (prior knowledge) server with the demo endpoints and counters."""
 
     def __init__(
@@ -101,34 +100,11 @@ class DemoH2Server:
 
         hypercorn's own default (1000) drops the streams in flight when it retires one.
         """
-        require_loopback(host)
-        self.host = host
-        self.port = port
-        self.behaviour = DemoBehaviour(seed=seed, flaky_rate=flaky_rate)
-        self._ssl = ssl_context
+        super().__init__(host, port, seed=seed, flaky_rate=flaky_rate, ssl_context=ssl_context)
         self._max_requests = max_requests_per_connection
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._sock: _TrackingSocket | None = None
-
-    @property
-    def counter(self) -> RequestCounter:
-        return self.behaviour.counter
-
-    @property
-    def url(self) -> str:
-        scheme = "https" if self._ssl else "http"
-        return f"{scheme}://{self.host}:{self.port}"
-
-    @property
-    def last_headers(self) -> dict[str, str]:
-        return self.behaviour.last_headers
-
-    def set_healthy(self, healthy: bool) -> None:
-        self.behaviour.healthy = healthy
-
-    def stall(self, seconds: float) -> None:
-        self.behaviour.stall(seconds)
 
     async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The ASGI application."""
@@ -215,15 +191,3 @@ class DemoH2Server:
         except TimeoutError:
             log.warning("h2 demo server did not stop in time")
         self._sock = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()

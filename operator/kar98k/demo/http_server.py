@@ -12,16 +12,14 @@ Usage::
 from __future__ import annotations
 
 import ssl
-from types import TracebackType
-from typing import Self
 
 from aiohttp import web
 
-from .behaviour import FLAKY_RATE, DemoBehaviour, require_loopback
-from .counters import RequestCounter
+from .behaviour import FLAKY_RATE
+from .lifecycle import BehaviourServer
 
 
-class DemoHttpServer:
+class DemoHttpServer(BehaviourServer):
     """Serves /fast, /slow, /flaky, /status/{code}, /healthz, /stats and /control/*."""
 
     def __init__(
@@ -33,33 +31,8 @@ class DemoHttpServer:
         flaky_rate: float = FLAKY_RATE,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        require_loopback(host)
-        self.host = host
-        self.port = port
-        self.behaviour = DemoBehaviour(seed=seed, flaky_rate=flaky_rate)
-        self._ssl = ssl_context
+        super().__init__(host, port, seed=seed, flaky_rate=flaky_rate, ssl_context=ssl_context)
         self._runner: web.AppRunner | None = None
-
-    @property
-    def counter(self) -> RequestCounter:
-        return self.behaviour.counter
-
-    @property
-    def url(self) -> str:
-        scheme = "https" if self._ssl else "http"
-        return f"{scheme}://{self.host}:{self.port}"
-
-    @property
-    def last_headers(self) -> dict[str, str]:
-        return self.behaviour.last_headers
-
-    def set_healthy(self, healthy: bool) -> None:
-        """Make /healthz answer 200 (True) or 503 (False)."""
-        self.behaviour.healthy = healthy
-
-    def stall(self, seconds: float) -> None:
-        """Hold every response for the next `seconds` (a server pause, once)."""
-        self.behaviour.stall(seconds)
 
     async def _handle(self, request: web.Request) -> web.Response:
         reply = await self.behaviour.respond(
@@ -84,15 +57,3 @@ class DemoHttpServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()

@@ -1,0 +1,45 @@
+"""The run's clock: elapsed time since t = 0 and unix time, read off the event loop's clock.
+
+Before run() begins (and after it ends) elapsed time is wall time since `start`; while it runs,
+both derive from the loop's monotonic clock, so a wall-clock step never jolts the curve.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from datetime import UTC, datetime
+
+
+class RunClock:
+    def __init__(self, start: datetime) -> None:
+        self.start = start  # aware UTC wall time of t = 0
+        self.running = False
+        self.mono0 = 0.0  # loop time when the run began
+        self.elapsed0 = 0.0  # elapsed time (since t = 0) then
+        self.unix0 = 0.0  # unix time then
+
+    def begin(self, mono: float) -> None:
+        """The run begins now, at loop time `mono`."""
+        self.running = True
+        self.mono0 = mono
+        self.unix0 = time.time()
+        self.elapsed0 = self.unix0 - self.start.timestamp()
+
+    def unix(self, mono: float) -> float:
+        return self.unix0 + (mono - self.mono0)
+
+    def elapsed(self, mono: float) -> float:
+        return self.elapsed0 + (mono - self.mono0)
+
+    def elapsed_now(self) -> float:
+        if not self.running:
+            return (datetime.now(UTC) - self.start).total_seconds()
+        return self.elapsed(asyncio.get_running_loop().time())
+
+    def end_at(self, duration: float | None) -> float:
+        """Loop time at which a run of `duration` seconds (None: endless) reaches its end."""
+        if duration is None:
+            return math.inf
+        return self.mono0 + (duration - self.elapsed0)

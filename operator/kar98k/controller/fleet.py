@@ -1,0 +1,139 @@
+"""The controller's pods: who is in the pool, who answers, what each accepted; plan pushes.
+
+Pushes are fire-and-track: one task per push, never awaited by the tick, and a pod whose
+previous push is still pending is skipped for this tick. UNREADY_AFTER failed pushes in a row
+mark a pod unready (its share moves to the rest); an unready pod still in the pool is offered
+a zero plan every PROBE_INTERVAL and gets a share again once one lands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .pods import PUSH_TIMEOUT, PodCallError, PodClient, PodEndpoint, PodSource
+from .split import split_rate
+
+log = logging.getLogger(__name__)
+
+UNREADY_AFTER = 3  # consecutive failed pushes (~300 ms when a pod refuses connections)
+PROBE_INTERVAL = 1.0  # how often an unready pod still in the pool is offered a zero plan
+
+Emit = Callable[[str, str], None]  # (event kind, message)
+PlanBody = Callable[[str, float, int], bytes]  # (pod name, share, epoch) -> encoded plan
+
+
+@dataclass
+class PodState:
+    endpoint: PodEndpoint
+    ready: bool = True
+    in_source: bool = True
+    failures: int = 0  # consecutive
+    push_failures: int = 0  # total
+    pending: asyncio.Task[None] | None = field(default=None, repr=False)
+    share: float = 0.0  # last share the pod accepted
+    epoch: int = 0  # last epoch the pod accepted
+    last_probe: float = -math.inf
+    last_error: str = ""
+
+    @property
+    def serving(self) -> bool:
+        """In the pool and answering: the pod gets a share of the rate."""
+        return self.ready and self.in_source
+
+
+class PodFleet:
+    """Pod bookkeeping and push state; `client` is set while the controller runs."""
+
+    def __init__(self, source: PodSource, *, name: str, emit: Emit, plan_body: PlanBody) -> None:
+        self.pods: dict[str, PodState] = {}
+        self.client: PodClient | None = None
+        self.unready_after = UNREADY_AFTER
+        self.pushes = 0
+        self.push_failures = 0
+        self.pushes_skipped = 0
+        self._source = source
+        self._name = name
+        self._emit = emit
+        self._plan_body = plan_body
+
+    def in_pool(self) -> list[PodState]:
+        return [p for p in self.pods.values() if p.in_source]
+
+    def serving_count(self) -> int:
+        return sum(1 for p in self.pods.values() if p.serving)
+
+    def sync(self, *, initial: bool) -> None:
+        """Take the pool's current pods: new ones join, vanished ones are lost at once."""
+        try:
+            endpoints = self._source.endpoints()
+        except Exception:  # a broken source must not stop the ticks
+            log.exception("%s: pod source failed; keeping the previous pods", self._name)
+            return
+        seen: set[str] = set()
+        for endpoint in endpoints:
+            seen.add(endpoint.name)
+            pod = self.pods.get(endpoint.name)
+            if pod is None or pod.endpoint != endpoint:
+                self.pods[endpoint.name] = PodState(endpoint)
+                if not initial:
+                    self._emit("pod-joined", f"{endpoint.name} joined at {endpoint.base_url}")
+            elif not pod.in_source:
+                pod.in_source, pod.ready, pod.failures = True, True, 0
+                self._emit("pod-joined", f"{endpoint.name} is back in the pool")
+        for name, pod in self.pods.items():
+            if pod.in_source and name not in seen:
+                was_ready = pod.ready
+                pod.in_source, pod.ready = False, False
+                if was_ready:
+                    self._emit("pod-lost", f"{name} left the pod pool; its share moves to the rest")
+
+    def push_rate(self, rate: float, epoch: int, now: float) -> None:
+        """Split `rate` exactly over the serving pods; probe the unready ones that are due."""
+        serving = sorted(n for n, p in self.pods.items() if p.serving)
+        for name, share in split_rate(rate, serving).items():
+            self._push(self.pods[name], share, epoch)
+        for pod in self.pods.values():
+            if pod.in_source and not pod.ready and now - pod.last_probe >= PROBE_INTERVAL:
+                pod.last_probe = now
+                self._push(pod, 0.0, epoch)
+
+    def _push(self, pod: PodState, share: float, epoch: int) -> None:
+        if pod.pending is not None and not pod.pending.done():
+            self.pushes_skipped += 1
+            return
+        self.pushes += 1
+        body = self._plan_body(pod.endpoint.name, share, epoch)
+        pod.pending = asyncio.create_task(self._send_plan(pod, body, epoch, share))
+
+    async def _send_plan(self, pod: PodState, body: bytes, epoch: int, share: float) -> None:
+        assert self.client is not None
+        try:
+            await self.client.push_plan(pod.endpoint, body, within=PUSH_TIMEOUT)
+        except PodCallError as exc:
+            pod.failures += 1
+            pod.push_failures += 1
+            self.push_failures += 1
+            pod.last_error = str(exc)
+            if pod.ready and pod.failures >= self.unready_after:
+                pod.ready = False
+                pod.last_probe = asyncio.get_running_loop().time()
+                self._emit(
+                    "pod-lost",
+                    f"{exc} ({pod.failures} pushes failed in a row); "
+                    "marked unready, its share moves to the rest",
+                )
+            return
+        pod.failures, pod.epoch, pod.share = 0, epoch, share
+        if not pod.ready and pod.in_source:
+            pod.ready = True
+            self._emit("pod-joined", f"{pod.endpoint.name} answers again; it gets a share")
+
+    async def finish_pushes(self) -> None:
+        """Let pushes in flight land before draining, so no plan arrives after the drain."""
+        pending = [p.pending for p in self.pods.values() if p.pending and not p.pending.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=PUSH_TIMEOUT + 0.5)
