@@ -109,20 +109,20 @@ class PodCollector(Collector):
         for name, healthy in sorted(rt.target_health().items()):
             health.add_metric([loadtest, name, pod], 1.0 if healthy else 0.0)
         yield health
-        late = CounterMetricFamily(
+        yield _counter(
             "kar98k_late_sends",
             "Sends that started more than the late tolerance after their intended time.",
-            labels=pod_labels,
+            pod_labels,
+            [loadtest, pod],
+            rec.late,
         )
-        late.add_metric([loadtest, pod], rec.late)
-        yield late
-        dropped = CounterMetricFamily(
+        yield _counter(
             "kar98k_dropped",
             "Due sends abandoned because maxInFlight was reached and the waiting line was full.",
-            labels=pod_labels,
+            pod_labels,
+            [loadtest, pod],
+            rec.dropped,
         )
-        dropped.add_metric([loadtest, pod], rec.dropped)
-        yield dropped
         yield _gauge(
             "kar98k_lease_expired",
             "1 when no plan renewed the lease in time (the pod sends nothing).",
@@ -134,6 +134,12 @@ class PodCollector(Collector):
 
 def _gauge(name: str, doc: str, labels: list[str], values: list[str], value: float) -> Metric:
     family = GaugeMetricFamily(name, doc, labels=labels)
+    family.add_metric(values, value)
+    return family
+
+
+def _counter(name: str, doc: str, labels: list[str], values: list[str], value: float) -> Metric:
+    family = CounterMetricFamily(name, doc, labels=labels)
     family.add_metric(values, value)
     return family
 

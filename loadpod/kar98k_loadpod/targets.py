@@ -32,7 +32,9 @@ class GrpcCall(WireModel):
     method: str = Field(
         default=HEALTH_METHOD,
         pattern=GRPC_METHOD,
-        description="Full method name '/package.Service/Method'; default the standard health check.",
+        description=(
+            "Full method name '/package.Service/Method'; default the standard health check."
+        ),
     )
     message: dict[str, Any] = Field(
         default_factory=dict,
@@ -157,7 +159,7 @@ class Target(WireModel):
 
 
 def expand_env(value: str, environ: dict[str, str] | None = None) -> str:
-    """Expand '${NAME}' from the environment, so secrets live in pod env, never in specs or plans."""
+    """Expand '${NAME}' from the pod's environment: secrets live there, never in specs or plans."""
     env = os.environ if environ is None else environ
     return _ENV_REF.sub(lambda m: env.get(m.group(1), ""), value)
 
