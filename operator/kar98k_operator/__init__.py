@@ -1,0 +1,1 @@
+"""The Kubernetes adapter of kar98k: a kopf operator that runs LoadTest resources."""

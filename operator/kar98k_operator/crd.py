@@ -1,0 +1,239 @@
+"""Generate the LoadTest CRD from the pydantic models, so the schema can never drift from them.
+
+`python -m kar98k_operator.crd > crds/loadtests.kar98k.dev.yaml` writes it; a test regenerates it
+and compares. pydantic emits JSON Schema (2020-12 flavour, `$ref`s, `anyOf` for optionals);
+Kubernetes wants an OpenAPI v3 *structural* schema. The conversion below inlines every `$ref`,
+collapses `T | None` to `T`, turns numeric `exclusiveMinimum` into the boolean form, marks free-form
+objects with `x-kubernetes-preserve-unknown-fields` and int|str unions with
+`x-kubernetes-int-or-string`, and refuses any field without a description.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import yaml
+from kar98k.spec.model import LoadTestSpec
+from pydantic import BaseModel
+
+from .names import CATEGORIES, CRD_NAME, GROUP, KIND, PLURAL, SHORT_NAMES, SINGULAR, VERSION
+from .status import LoadTestStatus
+
+_DROP = {"title", "$defs"}
+_SIMPLE = {"integer", "string"}
+_UNSUPPORTED = {"oneOf", "allOf", "not", "if", "then", "else", "prefixItems", "$dynamicRef"}
+
+
+class SchemaError(ValueError):
+    """The model uses something a structural schema cannot say (or lacks a description)."""
+
+
+def _resolve(ref: str, defs: dict[str, Any]) -> dict[str, Any]:
+    prefix = "#/$defs/"
+    if not ref.startswith(prefix) or ref[len(prefix) :] not in defs:
+        raise SchemaError(f"unresolvable $ref {ref!r}")
+    return dict(defs[ref[len(prefix) :]])
+
+
+def _convert(
+    node: dict[str, Any], defs: dict[str, Any], where: str, defaults: bool
+) -> dict[str, Any]:
+    node = dict(node)
+    if "$ref" in node:
+        target = _resolve(node.pop("$ref"), defs)
+        target.update(node)  # the field's own description/default win over the model's
+        node = target
+    if "anyOf" in node:
+        options = [o for o in node.pop("anyOf") if o != {"type": "null"}]
+        if len(options) == 1:
+            merged = dict(options[0])
+            merged.update(node)
+            node = merged
+            if "$ref" in node:
+                return _convert(node, defs, where, defaults)
+        elif all(o.get("type") in _SIMPLE for o in options) and len(options) == 2:
+            node["x-kubernetes-int-or-string"] = True
+        else:
+            raise SchemaError(f"{where}: unions other than T|None and int|str are not structural")
+    bad = _UNSUPPORTED & node.keys()
+    if bad:
+        raise SchemaError(f"{where}: unsupported keywords {sorted(bad)}")
+
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in _DROP:
+            continue
+        if key == "default":
+            if value is None or not defaults:
+                continue
+            out[key] = value
+        elif key == "const":
+            out["enum"] = [value]
+        elif key in ("exclusiveMinimum", "exclusiveMaximum") and not isinstance(value, bool):
+            bound = "minimum" if key == "exclusiveMinimum" else "maximum"
+            out[bound] = value
+            out[key] = True
+        elif key == "additionalProperties":
+            if value is True:
+                out["x-kubernetes-preserve-unknown-fields"] = True
+            elif isinstance(value, dict):
+                out[key] = _convert(value, defs, f"{where}.*", defaults)
+            # False: unknown fields are pruned by the API server (and refused by kubectl's
+            # strict field validation); additionalProperties:false is not allowed with properties.
+        elif key == "items":
+            out[key] = _convert(value, defs, f"{where}[]", defaults)
+        elif key == "properties":
+            required = set(node.get("required", ()))
+            props: dict[str, Any] = {}
+            for name, sub in value.items():
+                child = _convert(sub, defs, f"{where}.{name}", defaults)
+                if not child.get("description"):
+                    raise SchemaError(f"{where}.{name}: every field needs a description")
+                if (
+                    defaults
+                    and name not in required
+                    and "default" not in child
+                    and "default" not in sub
+                    and child.get("type") == "object"
+                    and "properties" in child
+                ):
+                    # pydantic builds nested models from default_factory; `default: {}` lets the
+                    # API server apply the nested defaults the same way.
+                    child["default"] = {}
+                props[name] = child
+            out[key] = props
+        else:
+            out[key] = value
+    if (
+        out.get("type") == "object"
+        and not {
+            "properties",
+            "additionalProperties",
+            "x-kubernetes-preserve-unknown-fields",
+        }
+        & out.keys()
+    ):
+        out["x-kubernetes-preserve-unknown-fields"] = True
+    if (
+        "type" not in out
+        and not out.get("x-kubernetes-int-or-string")
+        and not out.get("x-kubernetes-preserve-unknown-fields")
+    ):
+        raise SchemaError(f"{where}: a structural schema needs a type")
+    return _ordered(out)
+
+
+_FIRST = ("type", "description")
+_LAST = ("required", "items", "additionalProperties", "properties")
+
+
+def _ordered(node: dict[str, Any]) -> dict[str, Any]:
+    """type and description first, nested schemas last: the YAML reads like kubectl explain."""
+    head = [k for k in _FIRST if k in node]
+    tail = [k for k in _LAST if k in node]
+    middle = sorted(k for k in node if k not in _FIRST and k not in _LAST)
+    return {k: node[k] for k in (*head, *middle, *tail)}
+
+
+def structural_schema(model: type[BaseModel], *, defaults: bool = True) -> dict[str, Any]:
+    """The OpenAPI v3 structural schema of a pydantic model (camelCase, serialized defaults)."""
+    raw = model.model_json_schema(by_alias=True, mode="serialization")
+    defs = raw.get("$defs", {})
+    return _convert(raw, defs, model.__name__, defaults)
+
+
+def openapi_schema() -> dict[str, Any]:
+    """The whole LoadTest object: apiVersion, kind, metadata, spec, status."""
+    spec = structural_schema(LoadTestSpec)
+    status = structural_schema(LoadTestStatus, defaults=False)
+    return {
+        "type": "object",
+        "description": "A load test: a rate curve against targets, run by a fleet of load pods.",
+        "required": ["spec"],
+        "properties": {
+            "apiVersion": {"type": "string", "description": "kar98k.dev/v1alpha1"},
+            "kind": {"type": "string", "description": "LoadTest"},
+            "metadata": {"type": "object", "description": "Standard object metadata."},
+            "spec": spec,
+            "status": status,
+        },
+    }
+
+
+PRINTER_COLUMNS: list[dict[str, Any]] = [
+    {"name": "Phase", "type": "string", "jsonPath": ".status.phase",
+     "description": "Pending, Starting, Running, Paused, Succeeded or Failed."},
+    {"name": "Target TPS", "type": "number", "jsonPath": ".status.targetTPS",
+     "description": "Rate the curve asks for now, req/s."},
+    {"name": "Actual TPS", "type": "number", "jsonPath": ".status.achievedTPS",
+     "description": "Rate achieved by the load pods, req/s."},
+    {"name": "P99", "type": "number", "jsonPath": ".status.latencyMs.p99",
+     "description": "99th percentile latency, ms."},
+    {"name": "Errors", "type": "integer", "jsonPath": ".status.errors",
+     "description": "Failed requests in this run."},
+    {"name": "Pods", "type": "string", "jsonPath": ".status.pods",
+     "description": "Ready/desired load pods."},
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+]  # fmt: skip
+
+
+def crd() -> dict[str, Any]:
+    """The CustomResourceDefinition object for loadtests.kar98k.dev."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": CRD_NAME,
+            "labels": {"app.kubernetes.io/part-of": "kar98k"},
+        },
+        "spec": {
+            "group": GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "plural": PLURAL,
+                "singular": SINGULAR,
+                "kind": KIND,
+                "listKind": f"{KIND}List",
+                "shortNames": list(SHORT_NAMES),
+                "categories": list(CATEGORIES),
+            },
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": PRINTER_COLUMNS,
+                    "schema": {"openAPIV3Schema": openapi_schema()},
+                }
+            ],
+        },
+    }
+
+
+HEADER = (
+    "# Generated from the pydantic models by `python -m kar98k_operator.crd`; do not edit.\n"
+    "# tests/operator/test_crd.py fails when this file and the models disagree.\n"
+)
+
+
+class _NoAliases(yaml.SafeDumper):
+    """Repeat shared lists (enums) instead of writing YAML anchors into the CRD."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def render() -> str:
+    """The CRD as YAML, exactly as committed in crds/."""
+    body = yaml.dump(crd(), Dumper=_NoAliases, sort_keys=False, allow_unicode=True, width=100)
+    return HEADER + body
+
+
+def main() -> None:
+    sys.stdout.write(render())
+
+
+if __name__ == "__main__":
+    main()

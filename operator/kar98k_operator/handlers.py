@@ -1,0 +1,128 @@
+"""The kopf glue: settings, one daemon per LoadTest, and an update handler that wakes it.
+
+Everything with a decision in it lives in runner.py; these handlers only wire kopf to it. The
+daemon never raises (kopf would retry it with back-off), and the update handler cannot fail, so
+a bad LoadTest can never crash-loop the operator or hold up the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+
+from . import names
+from .config import OperatorConfig
+from .kube import Kube, connection_from_environment
+from .metrics import Book
+from .runner import LoadTestRunner
+
+log = logging.getLogger(__name__)
+
+# On deletion the daemon drains the pods and exits, normally well under a second. kopf waits
+# INSTANT_EXIT for that (so the finalizer goes at once), then BACKOFF more before cancelling.
+INSTANT_EXIT = 4.0
+CANCELLATION_BACKOFF = 10.0
+CANCELLATION_TIMEOUT = 5.0
+
+
+@dataclass
+class OperatorState:
+    """What the handlers share (kopf's memo): configuration, API client, live runners."""
+
+    config: OperatorConfig = field(default_factory=OperatorConfig.from_env)
+    book: Book = field(default_factory=Book)
+    runners: dict[str, LoadTestRunner] = field(default_factory=dict)
+    kube: Kube | None = None
+
+    def client(self) -> Kube:
+        if self.kube is None:
+            self.kube = Kube(connection_from_environment)
+        return self.kube
+
+
+def _state(memo: Any) -> OperatorState:
+    state = memo.get("state") if isinstance(memo, dict) else getattr(memo, "state", None)
+    if not isinstance(state, OperatorState):
+        raise kopf.PermanentError("the operator was started without its state (use main())")
+    return state
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    """Keep kopf's bookkeeping in our own annotations and its chatter out of Events."""
+    settings.persistence.finalizer = f"{names.GROUP}/operator"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
+        prefix=names.KOPF_PREFIX
+    )
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=names.KOPF_PREFIX, key="last-handled-configuration"
+    )
+    # kopf.event() (our Events) ignores this level; kopf's per-handler log lines do not.
+    settings.posting.level = logging.WARNING
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 10
+    settings.background.instant_exit_timeout = INSTANT_EXIT
+
+
+@kopf.on.cleanup()
+async def close_client(memo: Any, **_: Any) -> None:
+    state = _state(memo)
+    if state.kube is not None:
+        await state.kube.close()
+
+
+@kopf.daemon(
+    names.GROUP,
+    names.VERSION,
+    names.PLURAL,
+    cancellation_backoff=CANCELLATION_BACKOFF,
+    cancellation_timeout=CANCELLATION_TIMEOUT,
+)
+async def loadtest_daemon(
+    body: kopf.Body, uid: str, stopped: kopf.DaemonStopped, memo: Any, **_: Any
+) -> None:
+    """One per LoadTest for as long as it exists: runs, supervises and finishes its runs."""
+    state = _state(memo)
+
+    def deleted() -> bool:
+        reason = stopped.reason
+        flagged = reason is not None and bool(reason & kopf.DaemonStoppingReason.RESOURCE_DELETED)
+        return flagged or bool(body.get("metadata", {}).get("deletionTimestamp"))
+
+    runner = LoadTestRunner(
+        body=body,
+        kube=state.client(),
+        config=state.config,
+        book=state.book,
+        is_stopped=lambda: bool(stopped) or deleted(),
+        is_deleted=deleted,
+    )
+    state.runners[uid] = runner
+
+    async def wake_when_stopped() -> None:
+        await stopped.wait()
+        runner.wake()
+
+    waker = asyncio.create_task(wake_when_stopped())
+    try:
+        await runner.serve()
+    finally:
+        waker.cancel()
+        if state.runners.get(uid) is runner:
+            del state.runners[uid]
+
+
+@kopf.on.update(names.GROUP, names.VERSION, names.PLURAL)
+async def wake_on_change(uid: str, memo: Any, **_: Any) -> None:
+    """Spec or annotation edits: wake the daemon now instead of at its next poll.
+
+    Async on purpose: kopf runs sync handlers in threads, and asyncio events are not thread-safe.
+    """
+    runner = _state(memo).runners.get(uid)
+    if runner is not None:
+        runner.wake()

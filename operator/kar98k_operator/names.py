@@ -1,0 +1,45 @@
+"""Names every part of the operator agrees on: API coordinates, labels, annotations, children."""
+
+from __future__ import annotations
+
+GROUP = "kar98k.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+PLURAL = "loadtests"
+SINGULAR = "loadtest"
+KIND = "LoadTest"
+SHORT_NAMES = ("lt",)
+CATEGORIES = ("kar98k",)
+CRD_NAME = f"{PLURAL}.{GROUP}"
+
+LABEL_NAME = "app.kubernetes.io/name"
+LABEL_LOADTEST = "kar98k.dev/loadtest"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_PART_OF = "app.kubernetes.io/part-of"
+LOADPOD_APP = "kar98k-loadpod"
+MANAGER = "kar98k-operator"
+
+ANNOTATION_SPIKE = "kar98k.dev/spike"
+KOPF_PREFIX = "operator.kar98k.dev"
+
+CONTROL_PORT_NAME = "control"
+TOKEN_KEY = "token"
+CONTAINER_NAME = "loadpod"
+
+
+def deployment_name(loadtest: str) -> str:
+    return f"{loadtest}-loadpod"
+
+
+def secret_name(loadtest: str) -> str:
+    return f"{loadtest}-loadpod-token"
+
+
+def pod_labels(loadtest: str) -> dict[str, str]:
+    """The selector labels of a LoadTest's load pods (process conventions in DESIGN.md)."""
+    return {LABEL_NAME: LOADPOD_APP, LABEL_LOADTEST: loadtest}
+
+
+def selector(labels: dict[str, str]) -> str:
+    """A labelSelector query string for equality matches."""
+    return ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
