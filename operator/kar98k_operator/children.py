@@ -51,22 +51,27 @@ def common_labels(loadtest: str) -> dict[str, str]:
     }
 
 
+def child_metadata(owner: Mapping[str, Any], name: str) -> JSON:
+    """Metadata of a child: beside its LoadTest, labelled for it, owned by it."""
+    loadtest = owner["metadata"]["name"]
+    return {
+        "name": name,
+        "namespace": owner["metadata"]["namespace"],
+        "labels": common_labels(loadtest),
+        "ownerReferences": [owner_reference(owner)],
+    }
+
+
 def new_token() -> str:
     return secrets.token_urlsafe(32)
 
 
 def secret_manifest(owner: Mapping[str, Any], token: str) -> JSON:
-    meta = owner["metadata"]
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "type": "Opaque",
-        "metadata": {
-            "name": names.secret_name(meta["name"]),
-            "namespace": meta["namespace"],
-            "labels": common_labels(meta["name"]),
-            "ownerReferences": [owner_reference(owner)],
-        },
+        "metadata": child_metadata(owner, names.secret_name(owner["metadata"]["name"])),
         "data": {names.TOKEN_KEY: base64.b64encode(token.encode()).decode()},
     }
 
@@ -168,17 +173,11 @@ def pod_template(spec: LoadTestSpec, loadtest: str, config: OperatorConfig) -> J
 def deployment_manifest(
     owner: Mapping[str, Any], spec: LoadTestSpec, config: OperatorConfig, replicas: int
 ) -> JSON:
-    meta = owner["metadata"]
-    loadtest = meta["name"]
+    loadtest = owner["metadata"]["name"]
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {
-            "name": names.deployment_name(loadtest),
-            "namespace": meta["namespace"],
-            "labels": common_labels(loadtest),
-            "ownerReferences": [owner_reference(owner)],
-        },
+        "metadata": child_metadata(owner, names.deployment_name(loadtest)),
         "spec": {
             "replicas": replicas,
             "revisionHistoryLimit": 2,

@@ -1,6 +1,6 @@
 """The kopf glue: settings, one daemon per LoadTest, and an update handler that wakes it.
 
-Everything with a decision in it lives in runner.py; these handlers only wire kopf to it. The
+Everything with a decision in it lives in lifecycle/; these handlers only wire kopf to it. The
 daemon never raises (kopf would retry it with back-off), and the update handler cannot fail, so
 a bad LoadTest can never crash-loop the operator or hold up the others.
 """
@@ -17,8 +17,8 @@ import kopf
 from . import names
 from .config import OperatorConfig
 from .kube import Kube, connection_from_environment
+from .lifecycle import LoadTestRunner, RunContext
 from .metrics import Book
-from .runner import LoadTestRunner
 
 log = logging.getLogger(__name__)
 
@@ -95,12 +95,14 @@ async def loadtest_daemon(
         return flagged or bool(body.get("metadata", {}).get("deletionTimestamp"))
 
     runner = LoadTestRunner(
-        body=body,
-        kube=state.client(),
-        config=state.config,
-        book=state.book,
-        is_stopped=lambda: bool(stopped) or deleted(),
-        is_deleted=deleted,
+        RunContext(
+            body=body,
+            kube=state.client(),
+            config=state.config,
+            book=state.book,
+            is_stopped=lambda: bool(stopped) or deleted(),
+            is_deleted=deleted,
+        )
     )
     state.runners[uid] = runner
 

@@ -21,9 +21,15 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from k8s_cluster import CRD_FILE, EmulatedCluster, OperatorProcess, free_port
+from k8s_cluster import (
+    CRD_FILE,
+    EmulatedCluster,
+    OperatorProcess,
+    client_for,
+    cluster_with_operator,
+)
 from kar98k.demo import DemoHttpServer
-from kar98k_operator.kube import Kube, connection_from_kubeconfig, path
+from kar98k_operator.kube import path
 from lt_helpers import events_of, lt_path, patch_lt, status_of, wait_status
 
 NS = "shop"
@@ -63,7 +69,7 @@ def show(title: str, text: str) -> None:
 
 
 async def walkthrough(cluster: EmulatedCluster, operator: OperatorProcess) -> None:
-    api = Kube(lambda: connection_from_kubeconfig(str(cluster.kubeconfig)))
+    api = client_for(cluster.kubeconfig)
     await api.create(path("v1", "namespaces"), {"metadata": {"name": NS}})
     async with DemoHttpServer("127.0.0.1") as server:
         manifest = {
@@ -160,26 +166,13 @@ async def walkthrough(cluster: EmulatedCluster, operator: OperatorProcess) -> No
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        cluster = EmulatedCluster(Path(tmp))
-        cluster.start()
-        crd = yaml.safe_load(CRD_FILE.read_text())
-
-        async def install() -> None:
-            kube = Kube(lambda: connection_from_kubeconfig(str(cluster.kubeconfig)))
-            await kube.create(path("apiextensions.k8s.io/v1", "customresourcedefinitions"), crd)
-            await kube.close()
-
-        cluster.run(install())
-        operator = OperatorProcess(cluster.kubeconfig, Path(tmp), control_port=free_port())
-        operator.start()
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        cluster_with_operator(Path(tmp)) as (cluster, operator),
+    ):
         t0 = time.monotonic()
-        try:
-            asyncio.run(walkthrough(cluster, operator))
-        finally:
-            operator.stop()
-            cluster.stop()
-        print(f"\n(walkthrough took {time.monotonic() - t0:.0f} s)")
+        asyncio.run(walkthrough(cluster, operator))
+    print(f"\n(walkthrough took {time.monotonic() - t0:.0f} s)")
 
 
 if __name__ == "__main__":

@@ -23,11 +23,10 @@ from pathlib import Path
 import kmock
 import kopf
 import pytest
-import yaml
-from k8s_cluster import CRD_FILE, EmulatedCluster, OperatorProcess, free_port
+from k8s_cluster import EmulatedCluster, OperatorProcess, client_for, cluster_with_operator
 from k8s_emulator import Emulator
 from kar98k.demo import DemoHttpServer
-from kar98k_operator.kube import Conflict, Kube, connection_from_kubeconfig, path
+from kar98k_operator.kube import Conflict, Kube, path
 from lt_helpers import delete_and_wait, lt_path
 
 REAL_KUBECONFIG = os.environ.get("KAR98K_TEST_KUBECONFIG")
@@ -41,7 +40,7 @@ class ClusterUnderTest:
     operator: OperatorProcess | None
 
     def client(self) -> Kube:
-        return Kube(lambda: connection_from_kubeconfig(str(self.kubeconfig)))
+        return client_for(self.kubeconfig)
 
     def require_harness(self) -> EmulatedCluster:
         if self.emulated is None:
@@ -59,26 +58,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterUnderTe
     if REAL_KUBECONFIG:
         yield ClusterUnderTest(Path(REAL_KUBECONFIG), None, None)
         return
-    workdir = tmp_path_factory.mktemp("cluster")
-    emulated = EmulatedCluster(workdir)
-    emulated.start()
-    crd = yaml.safe_load(CRD_FILE.read_text())
-
-    async def install() -> None:
-        kube = Kube(lambda: connection_from_kubeconfig(str(emulated.kubeconfig)))
-        try:
-            await kube.create(path("apiextensions.k8s.io/v1", "customresourcedefinitions"), crd)
-        finally:
-            await kube.close()
-
-    emulated.run(install())
-    operator = OperatorProcess(emulated.kubeconfig, workdir, control_port=free_port())
-    operator.start()
-    try:
+    with cluster_with_operator(tmp_path_factory.mktemp("cluster")) as (emulated, operator):
         yield ClusterUnderTest(emulated.kubeconfig, emulated, operator)
-    finally:
-        operator.stop()
-        emulated.stop()
 
 
 @pytest.fixture

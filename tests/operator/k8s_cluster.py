@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,7 +26,7 @@ import kmock
 import yaml
 from k8s_emulator import Emulator
 from k8s_kubelet import Kubelet
-from kar98k_operator.kube import Kube, connection_from_kubeconfig
+from kar98k_operator.kube import Kube, connection_from_kubeconfig, path
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[2]
@@ -40,6 +40,11 @@ def free_port(host: str = "127.0.0.1") -> int:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
     return port
+
+
+def client_for(kubeconfig: Path) -> Kube:
+    """An API client of the cluster a kubeconfig file names (emulated or real)."""
+    return Kube(lambda: connection_from_kubeconfig(str(kubeconfig)))
 
 
 def write_kubeconfig(target: Path, server: str) -> Path:
@@ -101,7 +106,7 @@ class EmulatedCluster:
             self.emulator = emulator
             self.url = f"http://127.0.0.1:{server.port}"
             write_kubeconfig(self.kubeconfig, self.url)
-            kube = Kube(lambda: connection_from_kubeconfig(str(self.kubeconfig)))
+            kube = client_for(self.kubeconfig)
             logs = self.workdir / "pods"
             logs.mkdir(exist_ok=True)
             self.kubelet = Kubelet(kube, runnable_image=RUNNABLE_IMAGE, log_dir=logs)
@@ -112,6 +117,19 @@ class EmulatedCluster:
             finally:
                 await self.kubelet.stop()
                 await kube.close()
+
+    def install_crd(self) -> None:
+        """The LoadTest CRD from crds/, as `kubectl apply -f crds/` would create it."""
+        crd = yaml.safe_load(CRD_FILE.read_text())
+
+        async def install() -> None:
+            kube = client_for(self.kubeconfig)
+            try:
+                await kube.create(path("apiextensions.k8s.io/v1", "customresourcedefinitions"), crd)
+            finally:
+                await kube.close()
+
+        self.run(install())
 
     def stop(self) -> None:
         if self._main is None:
@@ -125,6 +143,28 @@ class EmulatedCluster:
         self._thread.join(10)
         if not self._thread.is_alive():
             self.loop.close()
+
+
+@contextlib.contextmanager
+def cluster_with_operator(
+    workdir: Path, *operator_args: str
+) -> Iterator[tuple[EmulatedCluster, OperatorProcess]]:
+    """An emulated cluster with the CRD installed and a `kar98k-operator` process serving it
+    (`operator_args` added to its command line); both stopped on exit."""
+    cluster = EmulatedCluster(workdir)
+    cluster.start()
+    try:
+        cluster.install_crd()
+        operator = OperatorProcess(
+            cluster.kubeconfig, workdir, control_port=free_port(), extra_args=operator_args
+        )
+        operator.start()
+        try:
+            yield cluster, operator
+        finally:
+            operator.stop()
+    finally:
+        cluster.stop()
 
 
 async def _cancel_everything_else() -> None:

@@ -415,12 +415,16 @@ class Emulator(kmock.KubernetesEmulator):
             "items": items,
         }
 
-    async def _get(self, route: Route) -> JSON:
+    def _found(self, route: Route) -> JSON:
+        """The object a route names, or the API's 404."""
         assert route.name is not None
         found = self._stored(self._res(route), route.namespace, route.name)
         if found is None:
             raise ApiError(404, "NotFound", f'{route.plural} "{route.name}" not found')
         return found
+
+    async def _get(self, route: Route) -> JSON:
+        return self._found(route)
 
     async def _create(self, route: Route, body: Any) -> JSON:
         kind, namespaced, subs = self._kind_of(route)
@@ -473,11 +477,8 @@ class Emulator(kmock.KubernetesEmulator):
         res = self._res(route)
         _, mutex = self._sync()
         async with mutex:
-            old = self._stored(res, route.namespace, route.name)
-            if old is None:
-                raise ApiError(404, "NotFound", f'{route.plural} "{route.name}" not found')
+            old = self._found(route)
             new = self._apply_change(old, method, ctype, body)
-            wanted_rv = (new.get("metadata") or {}).get("resourceVersion")
             if method == "PUT" or ctype != "application/json-patch+json":
                 sent_rv = ((body or {}).get("metadata") or {}).get("resourceVersion")
                 if sent_rv and sent_rv != old["metadata"]["resourceVersion"]:
@@ -488,7 +489,6 @@ class Emulator(kmock.KubernetesEmulator):
                         "the object has been modified; please apply your changes to the latest "
                         "version and try again",
                     )
-            del wanted_rv
             if route.sub == "status":
                 writes = self._status_writes.setdefault((route.namespace, route.name), [])
                 writes.append(asyncio.get_running_loop().time())
@@ -515,9 +515,7 @@ class Emulator(kmock.KubernetesEmulator):
                 meta["generation"] = int(old["metadata"].get("generation") or 1) + 1
             meta["resourceVersion"] = self._next_rv()
             if meta.get("deletionTimestamp") and not meta.get("finalizers"):
-                self._remove(res, route.namespace, route.name)
-                await self._publish(res, route.namespace, "DELETED", new)
-                await self._collect_garbage(meta.get("uid"))
+                await self._purge(res, route.namespace, route.name, new)
                 return new
             self._store(res, route.namespace, route.name, new)
             await self._publish(res, route.namespace, "MODIFIED", new)
@@ -551,22 +549,32 @@ class Emulator(kmock.KubernetesEmulator):
         res = self._res(route)
         _, mutex = self._sync()
         async with mutex:
-            old = self._stored(res, route.namespace, route.name)
-            if old is None:
-                raise ApiError(404, "NotFound", f'{route.plural} "{route.name}" not found')
-            meta = old["metadata"]
-            if meta.get("finalizers"):
-                if not meta.get("deletionTimestamp"):
-                    meta["deletionTimestamp"] = _now()
-                    meta["resourceVersion"] = self._next_rv()
-                    self._store(res, route.namespace, route.name, old)
-                    await self._publish(res, route.namespace, "MODIFIED", old)
-                return old
-            meta["resourceVersion"] = self._next_rv()
-            self._remove(res, route.namespace, route.name)
-            await self._publish(res, route.namespace, "DELETED", old)
-            await self._collect_garbage(meta.get("uid"))
+            old = self._found(route)
+            await self._delete_object(res, route.namespace, route.name, old)
         return old
+
+    async def _delete_object(
+        self, res: kmock.resource, namespace: str | None, name: str, obj: JSON
+    ) -> None:
+        """Delete `obj` (updated in place); one with finalizers is only marked. Mutex held."""
+        meta = obj["metadata"]
+        if meta.get("finalizers"):
+            if not meta.get("deletionTimestamp"):
+                meta["deletionTimestamp"] = _now()
+                meta["resourceVersion"] = self._next_rv()
+                self._store(res, namespace, name, obj)
+                await self._publish(res, namespace, "MODIFIED", obj)
+            return
+        meta["resourceVersion"] = self._next_rv()
+        await self._purge(res, namespace, name, obj)
+
+    async def _purge(
+        self, res: kmock.resource, namespace: str | None, name: str, obj: JSON
+    ) -> None:
+        """Gone for good: removed, announced, and what it owned collected. Mutex held."""
+        self._remove(res, namespace, name)
+        await self._publish(res, namespace, "DELETED", obj)
+        await self._collect_garbage(obj["metadata"].get("uid"))
 
     async def _delete_collection(self, route: Route, query: Mapping[str, str]) -> JSON:
         listing = await self._list(route, query)
@@ -589,20 +597,8 @@ class Emulator(kmock.KubernetesEmulator):
                 continue
             raw = copy.deepcopy(obj.raw)
             refs = raw.get("metadata", {}).get("ownerReferences") or []
-            if not any(r.get("uid") == owner_uid for r in refs):
-                continue
-            meta = raw["metadata"]
-            if meta.get("finalizers"):
-                if not meta.get("deletionTimestamp"):
-                    meta["deletionTimestamp"] = _now()
-                    meta["resourceVersion"] = self._next_rv()
-                    self._store(res, ns, name, raw)
-                    await self._publish(res, ns, "MODIFIED", raw)
-                continue
-            meta["resourceVersion"] = self._next_rv()
-            self._remove(res, ns, name)
-            await self._publish(res, ns, "DELETED", raw)
-            await self._collect_garbage(meta.get("uid"))
+            if any(r.get("uid") == owner_uid for r in refs):
+                await self._delete_object(res, ns, name, raw)
 
     # -------------------------------------------------------------- watch
 

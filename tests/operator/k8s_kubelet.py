@@ -301,18 +301,10 @@ class Kubelet:
     async def _supervise(self, pod: JSON, proc: PodProcess) -> None:
         """Start the process; Ready once /readyz answers; restart it (CrashLoop) if it dies."""
         cname = pod["spec"]["containers"][0]["name"]
+        creating = _scheduled("Pending", cname, {"waiting": {"reason": "ContainerCreating"}})
         await self._set_status(
             pod,
-            {
-                "phase": "Pending",
-                "podIP": proc.ip,
-                "podIPs": [{"ip": proc.ip}],
-                "hostIP": "127.0.0.1",
-                "conditions": [_cond("PodScheduled", True), _cond("Ready", False)],
-                "containerStatuses": [
-                    _container(cname, {"waiting": {"reason": "ContainerCreating"}})
-                ],
-            },
+            {**creating, "podIP": proc.ip, "podIPs": [{"ip": proc.ip}], "hostIP": "127.0.0.1"},
         )
         while not proc.stopping:
             logfile = _open_log(self.log_dir / f"{proc.namespace}.{proc.name}.log")
@@ -332,38 +324,17 @@ class Kubelet:
                 logfile.close()
             ready = await self._wait_ready(proc)
             if ready and not proc.stopping:
+                running = {"running": {"startedAt": now()}}
                 await self._set_status(
-                    pod,
-                    {
-                        "phase": "Running",
-                        "conditions": [_cond("PodScheduled", True), _cond("Ready", True)],
-                        "containerStatuses": [
-                            _container(
-                                cname,
-                                {"running": {"startedAt": now()}},
-                                ready=True,
-                                restarts=proc.restarts,
-                            )
-                        ],
-                    },
+                    pod, _scheduled("Running", cname, running, ready=True, restarts=proc.restarts)
                 )
             code = await proc.proc.wait()
             if proc.stopping:
                 return
             proc.restarts += 1
+            crashed = {"waiting": {"reason": "CrashLoopBackOff", "message": f"exit {code}"}}
             await self._set_status(
-                pod,
-                {
-                    "phase": "Running",
-                    "conditions": [_cond("PodScheduled", True), _cond("Ready", False)],
-                    "containerStatuses": [
-                        _container(
-                            cname,
-                            {"waiting": {"reason": "CrashLoopBackOff", "message": f"exit {code}"}},
-                            restarts=proc.restarts,
-                        )
-                    ],
-                },
+                pod, _scheduled("Running", cname, crashed, restarts=proc.restarts)
             )
             await asyncio.sleep(min(5.0, 0.5 * proc.restarts))
 
@@ -431,11 +402,16 @@ def _container(name: str, state: JSON, *, ready: bool = False, restarts: int = 0
     }
 
 
-def _waiting(cname: str, reason: str, message: str) -> JSON:
+def _scheduled(
+    phase: str, cname: str, state: JSON, *, ready: bool = False, restarts: int = 0
+) -> JSON:
+    """The status of a scheduled pod whose one container is in `state`."""
     return {
-        "phase": "Pending",
-        "conditions": [_cond("PodScheduled", True), _cond("Ready", False)],
-        "containerStatuses": [
-            _container(cname, {"waiting": {"reason": reason, "message": message}})
-        ],
+        "phase": phase,
+        "conditions": [_cond("PodScheduled", True), _cond("Ready", ready)],
+        "containerStatuses": [_container(cname, state, ready=ready, restarts=restarts)],
     }
+
+
+def _waiting(cname: str, reason: str, message: str) -> JSON:
+    return _scheduled("Pending", cname, {"waiting": {"reason": reason, "message": message}})

@@ -102,6 +102,11 @@ async def wait_phase(api: Kube, ns: str, name: str, *phases: str, within: float 
     )
 
 
+def running_with(ready: int) -> Callable[[JSON], bool]:
+    """A wait_status check: phase Running with `ready` load pods ready."""
+    return lambda s: s.get("phase") == "Running" and s.get("readyPods") == ready
+
+
 def condition(status: JSON, ctype: str) -> JSON:
     for cond in status.get("conditions") or []:
         if cond.get("type") == ctype:

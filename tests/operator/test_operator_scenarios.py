@@ -17,7 +17,7 @@ from k8s_cluster import OperatorProcess
 from kar98k.pattern import PatternEngine
 from kar98k.spec import parse_spec
 from kar98k_operator import names
-from kar98k_operator.kube import Kube, NotFound, path
+from kar98k_operator.kube import JSON, Kube, NotFound, path
 from lt_helpers import (
     apply,
     children,
@@ -27,6 +27,7 @@ from lt_helpers import (
     get_lt,
     manifest,
     patch_lt,
+    running_with,
     status_of,
     wait_event,
     wait_for,
@@ -74,6 +75,15 @@ async def expect_rate(
     )
 
 
+async def expect_rate_after(
+    lt: Watched, target: Target, change: JSON, rate: float, *, what: str
+) -> None:
+    """Apply `change` to the LoadTest; half a second later the rate is within 25 % of `rate`."""
+    await patch_lt(lt.api, lt.ns, lt.name, change)
+    await asyncio.sleep(0.5)
+    await expect_rate(lt, target, rate * 0.75, rate * 1.25, what=what)
+
+
 async def eventually_rate(
     lt: Watched,
     target: Target,
@@ -92,10 +102,6 @@ async def eventually_rate(
         return low <= await target.rate(0.5) <= high
 
     await wait_for(in_range, within=within, what=what)
-
-
-def running_with(ready: int) -> object:
-    return lambda s: s.get("phase") == "Running" and s.get("readyPods") == ready
 
 
 async def test_apply_runs_at_target_rate_with_owned_children(
@@ -182,11 +188,8 @@ async def test_mid_run_rate_edit_applies_without_a_restart(
     await apply(api, ns, manifest("editing", target.url, pattern={"baseTPS": 80}))
     before = await wait_status(api, ns, "editing", running_with(1), within=START, what="Running")
 
-    await patch_lt(api, ns, "editing", {"spec": {"pattern": {"baseTPS": 200}}})
-    await asyncio.sleep(0.5)
-    await expect_rate(
-        Watched(api, ns, "editing"), target, 200 * 0.75, 200 * 1.25, what="after the edit"
-    )
+    edit = {"spec": {"pattern": {"baseTPS": 200}}}
+    await expect_rate_after(Watched(api, ns, "editing"), target, edit, 200, what="after the edit")
     after = await wait_status(
         api,
         ns,
@@ -229,10 +232,8 @@ async def test_manual_spike_from_the_annotation_fires_once(
 
     value = "factor=3,duration=4s"
     annotation = {"metadata": {"annotations": {names.ANNOTATION_SPIKE: value}}}
-    await patch_lt(api, ns, "spiky", annotation)
-    await asyncio.sleep(0.5)
-    await expect_rate(
-        Watched(api, ns, "spiky"), target, 180 * 0.75, 180 * 1.25, what="during a x3 spike"
+    await expect_rate_after(
+        Watched(api, ns, "spiky"), target, annotation, 180, what="during a x3 spike"
     )
     status = await wait_status(
         api,

@@ -1,0 +1,83 @@
+"""The end of a run: final figures, the verdict, the Completed condition, pods scaled to zero.
+
+The controller has already drained the pods and merged their final histograms into the summary;
+this phase only judges and records it. A run cut short by a new runId is recorded but keeps its
+pods, because the next run starts on them at once.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from kar98k.controller import RunSummary
+
+from ..status import (
+    ConditionType,
+    Phase,
+    format_time,
+    now_rfc3339,
+    parse_time,
+    summary_figures,
+    verdict_figures,
+)
+from .context import API_ERRORS, RunContext
+from .live_status import threshold_condition
+from .running import RunEnd
+
+log = logging.getLogger(__name__)
+
+
+def outcome(summary: RunSummary, *, superseded: bool) -> tuple[Phase, str, str]:
+    """(phase, Completed reason, message) of a finished run."""
+    failed = summary.verdict == "fail"
+    phase = Phase.FAILED if failed else Phase.SUCCEEDED
+    if superseded:
+        return phase, "Superseded", "ended early: spec.runId changed"
+    if failed:
+        return (
+            phase,
+            "ThresholdsFailed",
+            "; ".join(c.message for c in summary.checks if not c.passed),
+        )
+    if summary.interrupted:
+        return phase, "Stopped", "ended before spec.duration"
+    message = (
+        f"{summary.requests_total} requests, {summary.achieved_tps:.1f} req/s, "
+        f"verdict {summary.verdict}"
+    )
+    return phase, "Succeeded", message
+
+
+async def finish(ctx: RunContext, end: RunEnd) -> None:
+    summary = end.summary
+    figures = summary_figures(summary, basis=end.spec.thresholds.latency_basis)
+    figures.update(verdict_figures(summary))
+    figures.update(
+        {
+            "completionTime": format_time(parse_time(summary.ended_at))
+            if summary.ended_at
+            else now_rfc3339(),
+            "achievedTPS": round(summary.achieved_tps, 1),
+            "targetTPS": 0.0,
+            "spikeActive": False,
+            "elapsedSeconds": round(summary.duration_s, 1),
+            "readyPods": 0,
+            "desiredPods": 0,
+            "pods": "0/0",
+        }
+    )
+    phase, reason, message = outcome(summary, superseded=end.superseded)
+    figures["phase"] = phase
+    figures["message"] = f"{phase.value}: {message}" if message else phase.value
+    ctx.writer.set(figures)
+    ctx.writer.condition(ConditionType.COMPLETED, True, reason, message)
+    threshold_condition(ctx.writer, summary, final=True)
+    ctx.writer.condition(ConditionType.PODS_READY, False, "Finished", "load pods scaled to 0")
+    ctx.event("Verdict", f"{phase.value}: {message}", warning=phase is Phase.FAILED)
+    ctx.publish()
+    if end.superseded:
+        return
+    try:
+        await ctx.children.scale(ctx.snapshot(), 0)
+    except API_ERRORS as exc:
+        log.warning("%s/%s: could not scale to 0: %s", ctx.namespace, ctx.name, exc)

@@ -1,0 +1,58 @@
+"""The controller's live figures, copied into status (throttled by the writer) and metrics.
+
+Called after every supervision step; the writer merges the changes and patches at most every
+2 s, so this may run as often as it likes.
+"""
+
+from __future__ import annotations
+
+from kar98k.controller import Controller, RunSummary
+
+from ..status import ConditionType, Phase, StatusWriter, live_figures
+from .context import RunContext
+
+
+def observe(ctx: RunContext, controller: Controller) -> None:
+    """Figures, phase (Running or Paused), conditions and the metrics snapshot of now."""
+    live = controller.live()
+    basis = controller.spec.thresholds.latency_basis
+    figures = live_figures(live, basis=basis)
+    figures["epoch"] = controller.epoch
+    figures["phase"] = Phase.PAUSED if live.paused else Phase.RUNNING
+    figures["message"] = (
+        "paused: no traffic until spec.paused is false"
+        if live.paused
+        else f"running: {live.target_tps:.1f} req/s asked, {live.achieved_tps:.1f} achieved"
+    )
+    ctx.writer.set(figures)
+    ready, desired = live.ready_pods, live.desired_pods
+    ctx.writer.condition(
+        ConditionType.PODS_READY,
+        ready >= desired,
+        "Ready" if ready >= desired else "Degraded",
+        f"{ready}/{desired} load pods ready",
+    )
+    unhealthy = sorted(n for n, t in live.summary.targets.items() if not t.healthy)
+    ctx.writer.condition(
+        ConditionType.TARGETS_HEALTHY,
+        not unhealthy,
+        "Healthy" if not unhealthy else "Unhealthy",
+        "" if not unhealthy else f"unhealthy: {', '.join(unhealthy)}",
+    )
+    threshold_condition(ctx.writer, live.summary, final=False)
+    ctx.publish(live)
+
+
+def threshold_condition(writer: StatusWriter, summary: RunSummary, *, final: bool) -> None:
+    """ThresholdsMet: WithinLimits/Breached while running, Met/Failed once judged at the end."""
+    if not summary.checks:
+        writer.condition(ConditionType.THRESHOLDS_MET, None, "NoThresholds", "")
+        return
+    failed = [c for c in summary.checks if not c.passed]
+    if failed:
+        reason = "Failed" if final else "Breached"
+        message = "; ".join(c.message for c in failed)
+    else:
+        reason = "Met" if final else "WithinLimits"
+        message = "; ".join(c.message for c in summary.checks)
+    writer.condition(ConditionType.THRESHOLDS_MET, not failed, reason, message)
