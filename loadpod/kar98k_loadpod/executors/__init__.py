@@ -6,14 +6,26 @@ Outcome keys (see `stats.py`): "1xx".."5xx", "timeout", "connect_error", "error"
 
 from __future__ import annotations
 
+import os
 from typing import Protocol as _Protocol
 
 from ..targets import Protocol, Target
 from .grpc_unary import GrpcExecutor
 from .http1 import Http1Executor
+from .http1_fast import FastHttp1Executor
 from .http2 import Http2Executor
 
-__all__ = ["Executor", "GrpcExecutor", "Http1Executor", "Http2Executor", "make_executor"]
+__all__ = [
+    "Executor",
+    "FastHttp1Executor",
+    "GrpcExecutor",
+    "Http1Executor",
+    "Http2Executor",
+    "make_executor",
+]
+
+HTTP1_CLIENT_ENV = "KAR98K_HTTP1_CLIENT"
+"""`fast` (default: httptools + asyncio Protocols, see http1_fast.py) or `aiohttp`."""
 
 
 class Executor(_Protocol):
@@ -36,4 +48,6 @@ def make_executor(target: Target, max_in_flight: int) -> Executor:
         return GrpcExecutor(target, max_in_flight)
     if target.protocol is Protocol.HTTP2:
         return Http2Executor(target, max_in_flight)
-    return Http1Executor(target, max_in_flight)
+    if os.environ.get(HTTP1_CLIENT_ENV, "fast").strip().lower() == "aiohttp":
+        return Http1Executor(target, max_in_flight)
+    return FastHttp1Executor(target, max_in_flight)
