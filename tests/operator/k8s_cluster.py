@@ -26,7 +26,7 @@ import kmock
 import yaml
 from k8s_emulator import Emulator
 from k8s_kubelet import Kubelet
-from kar98k_operator.kube import Kube, connection_from_kubeconfig, path
+from kar98k_operator.kube import JSON, Kube, connection_from_kubeconfig, path
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[2]
@@ -121,15 +121,22 @@ class EmulatedCluster:
     def install_crd(self) -> None:
         """The LoadTest CRD from crds/, as `kubectl apply -f crds/` would create it."""
         crd = yaml.safe_load(CRD_FILE.read_text())
+        self._create_all([(path("apiextensions.k8s.io/v1", "customresourcedefinitions"), crd)])
 
-        async def install() -> None:
+    def create_namespaces(self, *names: str) -> None:
+        """Namespaces that exist before the operator starts, as in a real cluster."""
+        self._create_all([(path("v1", "namespaces"), {"metadata": {"name": n}}) for n in names])
+
+    def _create_all(self, objects: list[tuple[str, JSON]]) -> None:
+        async def create() -> None:
             kube = client_for(self.kubeconfig)
             try:
-                await kube.create(path("apiextensions.k8s.io/v1", "customresourcedefinitions"), crd)
+                for where, body in objects:
+                    await kube.create(where, body)
             finally:
                 await kube.close()
 
-        self.run(install())
+        self.run(create())
 
     def stop(self) -> None:
         if self._main is None:
@@ -147,14 +154,15 @@ class EmulatedCluster:
 
 @contextlib.contextmanager
 def cluster_with_operator(
-    workdir: Path, *operator_args: str
+    workdir: Path, *operator_args: str, namespaces: tuple[str, ...] = ()
 ) -> Iterator[tuple[EmulatedCluster, OperatorProcess]]:
-    """An emulated cluster with the CRD installed and a `kar98k-operator` process serving it
-    (`operator_args` added to its command line); both stopped on exit."""
+    """An emulated cluster with the CRD (and `namespaces`) installed and a `kar98k-operator`
+    process serving it (`operator_args` added to its command line); both stopped on exit."""
     cluster = EmulatedCluster(workdir)
     cluster.start()
     try:
         cluster.install_crd()
+        cluster.create_namespaces(*namespaces)
         operator = OperatorProcess(
             cluster.kubeconfig, workdir, control_port=free_port(), extra_args=operator_args
         )

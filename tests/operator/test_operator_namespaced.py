@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from conftest import REAL_KUBECONFIG, Target
 from k8s_cluster import EmulatedCluster, OperatorProcess, client_for, cluster_with_operator
-from kar98k_operator.kube import path
 from lt_helpers import (
     apply,
     children,
@@ -35,7 +34,8 @@ RATE = 40.0
 def team_a_operator(tmp_path: Path) -> Iterator[tuple[EmulatedCluster, OperatorProcess]]:
     if REAL_KUBECONFIG:
         pytest.skip("needs the emulated cluster's harness")
-    with cluster_with_operator(tmp_path, "--namespace", "team-a") as pair:
+    namespaces = ("team-a", "team-b")
+    with cluster_with_operator(tmp_path, "--namespace", "team-a", namespaces=namespaces) as pair:
         yield pair
 
 
@@ -45,17 +45,18 @@ async def test_namespaced_operator_runs_its_namespace_and_leaves_others_alone(
     emulated, operator = team_a_operator
     api = client_for(emulated.kubeconfig)
     try:
-        for ns in ("team-a", "team-b"):
-            await api.create(path("v1", "namespaces"), {"metadata": {"name": ns}})
         # team-b's first, so it has been there at least as long as the one that gets served.
         theirs = await apply(
             api, "team-b", manifest("theirs", target.url, pattern={"baseTPS": RATE})
         )
         await apply(api, "team-a", manifest("mine", target.url, pattern={"baseTPS": RATE}))
 
-        await wait_status(
-            api, "team-a", "mine", running_with(1), within=START, what="Running in team-a"
-        )
+        try:
+            await wait_status(
+                api, "team-a", "mine", running_with(1), within=START, what="Running in team-a"
+            )
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\noperator log:\n{operator.tail()}") from None
         mine = await children(api, "team-a", "mine")
         assert [len(mine[k]) for k in ("deployments", "secrets", "pods")] == [1, 1, 1]
         # One LoadTest's worth of traffic arrives, not two.
