@@ -14,10 +14,12 @@ from .grpc_unary import GrpcExecutor
 from .http1 import Http1Executor
 from .http1_fast import FastHttp1Executor
 from .http2 import Http2Executor
+from .http2_fast import FastHttp2Executor
 
 __all__ = [
     "Executor",
     "FastHttp1Executor",
+    "FastHttp2Executor",
     "GrpcExecutor",
     "Http1Executor",
     "Http2Executor",
@@ -26,6 +28,9 @@ __all__ = [
 
 HTTP1_CLIENT_ENV = "KAR98K_HTTP1_CLIENT"
 """`fast` (default: httptools + asyncio Protocols, see http1_fast.py) or `aiohttp`."""
+HTTP2_CLIENT_ENV = "KAR98K_HTTP2_CLIENT"
+"""`fast` (default: h2 + asyncio Protocols, see http2_fast.py) or `httpx`."""
+HTTP2_CLIENT_DEFAULT = "fast"
 
 
 class Executor(_Protocol):
@@ -47,7 +52,10 @@ def make_executor(target: Target, max_in_flight: int) -> Executor:
     if target.protocol is Protocol.GRPC:
         return GrpcExecutor(target, max_in_flight)
     if target.protocol is Protocol.HTTP2:
-        return Http2Executor(target, max_in_flight)
+        choice = os.environ.get(HTTP2_CLIENT_ENV, HTTP2_CLIENT_DEFAULT).strip().lower()
+        if choice == "httpx":
+            return Http2Executor(target, max_in_flight)
+        return FastHttp2Executor(target, max_in_flight)
     if os.environ.get(HTTP1_CLIENT_ENV, "fast").strip().lower() == "aiohttp":
         return Http1Executor(target, max_in_flight)
     return FastHttp1Executor(target, max_in_flight)

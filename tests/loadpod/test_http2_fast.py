@@ -1,0 +1,201 @@
+"""The lean HTTP/2 executor (http2_fast.py) against the real hypercorn demo servers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from kar98k.demo import DemoH2Server, DemoHttpServer
+from kar98k_loadpod.executors import (
+    FastHttp2Executor,
+    Http2Executor,
+    make_executor,
+)
+from kar98k_loadpod.targets import Target
+
+Factory = Callable[..., FastHttp2Executor]
+
+
+@pytest.fixture
+async def fast() -> AsyncIterator[Factory]:
+    """FastHttp2Executor(Target(**fields)), closed after the test."""
+    made: list[FastHttp2Executor] = []
+
+    def build(max_in_flight: int = 8, **fields: Any) -> FastHttp2Executor:
+        fields.setdefault("name", "t")
+        fields.setdefault("protocol", "http2")
+        ex = FastHttp2Executor(Target.model_validate(fields), max_in_flight)
+        made.append(ex)
+        return ex
+
+    yield build
+    for ex in made:
+        await ex.close()
+
+
+def open_connections(ex: FastHttp2Executor) -> int:
+    pool = ex._pool
+    return 0 if pool is None else len(pool.conns)
+
+
+async def test_env_switch_selects_the_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    target = Target.model_validate({"name": "t", "url": "http://127.0.0.1:1/", "protocol": "http2"})
+    monkeypatch.setenv("KAR98K_HTTP2_CLIENT", "fast")
+    assert isinstance(make_executor(target, 8), FastHttp2Executor)
+    monkeypatch.setenv("KAR98K_HTTP2_CLIENT", "httpx")
+    assert isinstance(make_executor(target, 8), Http2Executor)
+
+
+async def test_h2c_prior_knowledge_multiplexes(h2c_server: DemoH2Server, fast: Factory) -> None:
+    ex = fast(url=h2c_server.url + "/fast")
+    assert await asyncio.gather(*(ex.send() for _ in range(20))) == ["2xx"] * 20
+    assert h2c_server.counter.by_protocol == {"2": 20}
+    assert open_connections(ex) == 1
+
+
+async def test_status_classes(h2c_server: DemoH2Server, fast: Factory) -> None:
+    assert await fast(url=h2c_server.url + "/fast").send() == "2xx"
+    assert await fast(url=h2c_server.url + "/status/404").send() == "4xx"
+    assert await fast(url=h2c_server.url + "/status/503").send() == "5xx"
+
+
+async def test_tls_alpn_h2_and_verification(h2_tls_server: DemoH2Server, fast: Factory) -> None:
+    url = h2_tls_server.url + "/fast"
+    assert await fast(url=url).send() == "connect_error"  # untrusted test CA
+    ex = fast(url=url, tls_insecure_skip_verify=True)
+    assert await asyncio.gather(*(ex.send() for _ in range(3))) == ["2xx"] * 3
+    assert h2_tls_server.counter.by_protocol == {"2": 3}
+
+
+async def test_tls_trusted_ca(
+    h2_tls_server: DemoH2Server, trust_test_ca: object, fast: Factory
+) -> None:
+    ex = fast(url=h2_tls_server.url + "/status/503")
+    assert await ex.send() == "5xx"
+    assert h2_tls_server.counter.by_protocol == {"2": 1}
+
+
+async def test_timeout_resets_only_its_stream(h2c_server: DemoH2Server, fast: Factory) -> None:
+    # send() hits /slow (50-150 ms) with a 20 ms budget; probes hit /fast on the same connection.
+    ex = fast(
+        url=h2c_server.url + "/slow",
+        timeout="20ms",
+        health_check={"path": "/fast", "timeout": "2s"},
+    )
+    assert await ex.probe() is True
+    conn = ex._pool.conns[0] if ex._pool else None
+    results = await asyncio.gather(*(ex.send() for _ in range(5)), *(ex.probe() for _ in range(5)))
+    assert results[:5] == ["timeout"] * 5
+    assert results[5:] == [True] * 5
+    assert ex._pool is not None and ex._pool.conns == [conn]  # the connection survived
+    assert not conn.streams if conn else False
+    assert await ex.probe() is True
+
+
+async def test_stall_times_out_then_recovers(h2c_server: DemoH2Server, fast: Factory) -> None:
+    ex = fast(url=h2c_server.url + "/fast", timeout="100ms")
+    assert await ex.send() == "2xx"
+    h2c_server.stall(0.3)
+    assert await asyncio.gather(*(ex.send() for _ in range(5))) == ["timeout"] * 5
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + 3.0
+    while await ex.send() != "2xx":
+        assert loop.time() < give_up
+    assert await ex.send() == "2xx"
+
+
+async def test_refused(closed_port: int, fast: Factory) -> None:
+    ex = fast(url=f"http://127.0.0.1:{closed_port}/", timeout="1s")
+    assert await asyncio.gather(*(ex.send() for _ in range(10))) == ["connect_error"] * 10
+    assert await ex.probe() is False
+
+
+async def test_header_expansion_reaches_server(
+    h2c_server: DemoH2Server, monkeypatch: pytest.MonkeyPatch, fast: Factory
+) -> None:
+    monkeypatch.setenv("KAR98K_TEST_TOKEN", "h2-secret")
+    ex = fast(
+        url=h2c_server.url + "/fast",
+        headers={"X-Token": "${KAR98K_TEST_TOKEN}", "Connection": "keep-alive"},
+    )
+    assert await ex.send() == "2xx"
+    seen = h2c_server.last_headers
+    assert seen["x-token"] == "h2-secret"
+    assert seen["user-agent"] == "kar98k-loadpod"
+    assert "connection" not in seen  # connection-specific headers are illegal in h2
+
+
+async def test_invalid_header_is_an_error(fast: Factory) -> None:
+    ex = fast(url="http://127.0.0.1:1/", headers={"X-Bad": "a\r\nb"})
+    assert await ex.send() == "error"
+    assert await ex.probe() is False
+
+
+async def test_500_concurrent_sends(h2c_server: DemoH2Server, fast: Factory) -> None:
+    ex = fast(max_in_flight=500, url=h2c_server.url + "/fast")
+    assert await asyncio.gather(*(ex.send() for _ in range(500))) == ["2xx"] * 500
+    assert h2c_server.counter.by_protocol == {"2": 500}
+    assert 1 <= open_connections(ex) <= 4
+
+
+@pytest.mark.parametrize("size", [11, 300_000])  # the large one outgrows the 64 KiB window
+async def test_post_with_body(h2c_server: DemoH2Server, fast: Factory, size: int) -> None:
+    ex = fast(url=h2c_server.url + "/fast", method="POST", body="x" * size, timeout="5s")
+    assert await asyncio.gather(*(ex.send() for _ in range(4))) == ["2xx"] * 4
+    assert h2c_server.last_headers["content-length"] == str(size)
+
+
+async def test_connection_retirement_is_retried(fast: Factory) -> None:
+    """The server retires connections (GOAWAY) every 50 requests: GETs never fail."""
+    async with DemoH2Server(max_requests_per_connection=50) as server:
+        ex = fast(max_in_flight=16, url=server.url + "/fast")
+        gate = asyncio.Semaphore(16)
+
+        async def one() -> str:
+            async with gate:
+                return await ex.send()
+
+        assert await asyncio.gather(*(one() for _ in range(300))) == ["2xx"] * 300
+        await ex.close()
+
+
+async def test_server_restart_reconnects(fast: Factory) -> None:
+    async with DemoH2Server() as server:
+        port = server.port
+        ex = fast(url=server.url + "/fast", timeout="1s")
+        assert await ex.send() == "2xx"
+    assert await ex.send() == "connect_error"
+    async with DemoH2Server(port=port):
+        assert await ex.send() == "2xx"
+
+
+async def test_cancelled_send_leaves_connection_usable(
+    h2c_server: DemoH2Server, fast: Factory
+) -> None:
+    ex = fast(url=h2c_server.url + "/slow", health_check={"path": "/fast"})
+    task = asyncio.create_task(ex.send())
+    await asyncio.sleep(0.02)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await ex.probe() is True
+    assert await ex.send() == "2xx"
+    assert open_connections(ex) == 1
+
+
+async def test_probe(h2c_server: DemoH2Server, fast: Factory) -> None:
+    ex = fast(url=h2c_server.url + "/fast", health_check={"path": "/healthz"})
+    assert await ex.probe() is True
+    h2c_server.set_healthy(False)
+    assert await ex.probe() is False
+
+
+async def test_http1_only_server_fails_fast(http1_server: DemoHttpServer, fast: Factory) -> None:
+    """An HTTP/1.1-only target declared http2 fails visibly, it is never measured over 1.1."""
+    ex = fast(url=http1_server.url + "/fast", timeout="2s")
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert await ex.send() in ("error", "connect_error")
+    assert loop.time() - started < 1.0
