@@ -8,15 +8,18 @@ closed_port, tls_ca, ca_file and trust_test_ca. `wait_until` polls with a deadli
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
 import pytest
 import trustme
 from kar98k.demo import DemoGrpcServer, DemoH2Server, DemoHttpServer
+from kar98k_loadpod.targets import Target
 
 LOOPBACK = "127.0.0.1"
 
@@ -108,3 +111,29 @@ async def grpcs_server(server_cert: trustme.LeafCert) -> AsyncIterator[DemoGrpcS
     chain = b"".join(blob.bytes() for blob in server_cert.cert_chain_pems)
     async with DemoGrpcServer(LOOPBACK, tls=(key, chain)) as server:
         yield server
+
+
+class _Closable(Protocol):
+    async def close(self) -> None: ...
+
+
+E = TypeVar("E", bound=_Closable)
+
+
+@contextlib.asynccontextmanager
+async def executors_closed_after(
+    make: Callable[[Target, int], E], **defaults: Any
+) -> AsyncIterator[Callable[..., E]]:
+    """A builder `build(max_in_flight=8, **target_fields)`; every executor built is closed after."""
+    made: list[E] = []
+
+    def build(max_in_flight: int = 8, **fields: Any) -> E:
+        executor = make(Target.model_validate({"name": "t", **defaults, **fields}), max_in_flight)
+        made.append(executor)
+        return executor
+
+    try:
+        yield build
+    finally:
+        for executor in made:
+            await executor.close()

@@ -15,7 +15,7 @@ from kar98k.demo import proto as demo_proto
 from kar98k_loadpod.executors import Executor, make_executor
 from kar98k_loadpod.executors.grpc_reflection import resolve_request
 from kar98k_loadpod.executors.outcome import exception_outcome, grpc_outcome, http_outcome
-from kar98k_loadpod.targets import Target
+from servers_plugin import executors_closed_after
 
 ExecutorFactory = Callable[..., Executor]
 
@@ -23,17 +23,8 @@ ExecutorFactory = Callable[..., Executor]
 @pytest.fixture
 async def executor() -> AsyncIterator[ExecutorFactory]:
     """make_executor(Target(**fields)) whose executors are closed after the test."""
-    made: list[Executor] = []
-
-    def build(max_in_flight: int = 8, **fields: Any) -> Executor:
-        fields.setdefault("name", "t")
-        ex = make_executor(Target.model_validate(fields), max_in_flight)
-        made.append(ex)
-        return ex
-
-    yield build
-    for ex in made:
-        await ex.close()
+    async with executors_closed_after(make_executor) as build:
+        yield build
 
 
 async def outcomes(ex: Executor, n: int = 3) -> list[str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import pytest
 from kar98k.demo import DemoH2Server, DemoHttpServer
@@ -14,6 +13,7 @@ from kar98k_loadpod.executors import (
     make_executor,
 )
 from kar98k_loadpod.targets import Target
+from servers_plugin import executors_closed_after
 
 Factory = Callable[..., FastHttp2Executor]
 
@@ -21,18 +21,8 @@ Factory = Callable[..., FastHttp2Executor]
 @pytest.fixture
 async def fast() -> AsyncIterator[Factory]:
     """FastHttp2Executor(Target(**fields)), closed after the test."""
-    made: list[FastHttp2Executor] = []
-
-    def build(max_in_flight: int = 8, **fields: Any) -> FastHttp2Executor:
-        fields.setdefault("name", "t")
-        fields.setdefault("protocol", "http2")
-        ex = FastHttp2Executor(Target.model_validate(fields), max_in_flight)
-        made.append(ex)
-        return ex
-
-    yield build
-    for ex in made:
-        await ex.close()
+    async with executors_closed_after(FastHttp2Executor, protocol="http2") as build:
+        yield build
 
 
 def open_connections(ex: FastHttp2Executor) -> int:
