@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kar98k_loadpod.stats import PodStats
+
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 BIN = Path(sys.executable).parent
@@ -207,7 +209,6 @@ class Snapshot:
     errors: int
     server: int | None
     per_second: list[tuple[int, int]] = field(default_factory=list)
-    raw: dict[str, Any] = field(default_factory=dict)
     core_busy: float = 0.0  # seconds the generator core ran any process (user+nice+system)
     pod_cpu: float = 0.0  # seconds the pod process ran (all its threads)
     server_core_busy: float = 0.0  # the same for the server core
@@ -300,10 +301,9 @@ class Pod:
     def pid(self) -> int | None:
         return self.proc.proc.pid if self.proc.proc is not None else None
 
-    def stats(self) -> dict[str, Any]:
-        doc = get_json(f"{self.base}/v1/stats", token=self.token)
-        assert isinstance(doc, dict)
-        return doc
+    def stats(self) -> PodStats:
+        """The pod's stats, read through the same wire model the controller uses."""
+        return PodStats.model_validate(get_json(f"{self.base}/v1/stats", token=self.token))
 
 
 def snapshot(pod: Pod, server_count: Any | None, server_proc: Proc | None = None) -> Snapshot:
@@ -316,20 +316,18 @@ def snapshot(pod: Pod, server_count: Any | None, server_proc: Proc | None = None
         server_busy = core_busy_seconds(server_proc.cpu)
         own = os.times()
         ours = process_cpu_seconds(server_proc.proc.pid) + own.user + own.system
-    doc = pod.stats()
-    per_second = [(int(s), int(c)) for s, c in doc.get("sentPerSecond", [])]
-    sent = sum(c for _, c in per_second)
+    stats = pod.stats()
+    per_second = list(stats.sent_per_second)
     return Snapshot(
         wall=wall,
         mono=mono,
-        requests=int(doc.get("requests", 0)),
-        sent=sent,
-        late=int(doc.get("lateSends", 0)),
-        dropped=int(doc.get("dropped", 0)),
-        errors=int(doc.get("errors", 0)),
+        requests=stats.requests,
+        sent=sum(c for _, c in per_second),
+        late=stats.late_sends,
+        dropped=stats.dropped,
+        errors=stats.errors,
         server=server,
         per_second=per_second,
-        raw=doc,
         core_busy=busy,
         pod_cpu=pod_cpu,
         server_core_busy=server_busy,

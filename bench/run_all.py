@@ -301,9 +301,9 @@ def accuracy(
                 w = measure(
                     pod, rate, budget.accuracy_seconds, counter, overhead, server_proc=server_proc
                 )
-                doc = pod.stats()
-            corrected = LatencyHistogram.decode(str(doc.get("latencyCorrected", "")))
-            raw = LatencyHistogram.decode(str(doc.get("latencyRaw", "")))
+                stats = pod.stats()
+            corrected = LatencyHistogram.decode(stats.latency_corrected)
+            raw = LatencyHistogram.decode(stats.latency_raw)
             point = {
                 **w.to_json(),
                 "arrival": arrival,
