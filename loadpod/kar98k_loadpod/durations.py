@@ -71,7 +71,11 @@ Duration = Annotated[
     BeforeValidator(_coerce),
     PlainSerializer(format_duration, return_type=str, when_used="json"),
     WithJsonSchema(
-        {"type": "string", "pattern": r"^(0|((\d+(\.\d+)?|\.\d+)(ns|us|µs|ms|s|m|h))+)$"}
+        {
+            "type": "string",
+            "maxLength": 64,
+            "pattern": r"^(0|((\d+(\.\d+)?|\.\d+)(ns|us|µs|ms|s|m|h))+)$",
+        }
     ),
 ]
 """Seconds as float in Python; a Go-style string on the wire and in the schema."""

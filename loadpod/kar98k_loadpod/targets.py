@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Any, Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from .durations import Duration
 from .model_base import WireModel
@@ -45,6 +45,21 @@ class GrpcCall(WireModel):
 class HealthCheck(WireModel):
     """Periodic per-target probe; an unhealthy target gets no traffic until it recovers."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": f"!has(self.{name}) || (self.{name} != '0' "
+                    f"&& duration(self.{name}) > duration('0s'))",
+                    "fieldPath": f".{name}",
+                    "reason": "FieldValueInvalid",
+                    "message": "must be > 0",
+                }
+                for name in ("interval", "timeout")
+            ]
+        }
+    )
+
     enabled: bool = Field(default=True, description="Probe this target periodically.")
     path: str = Field(
         default="/",
@@ -65,6 +80,36 @@ class HealthCheck(WireModel):
 
 class Target(WireModel):
     """One endpoint under load."""
+
+    # Checked by the API server at `kubectl apply` (CEL); the validators below say the same.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.protocol) && self.protocol == 'grpc' "
+                    "? self.url.matches('^grpcs?://') "
+                    ": self.url.matches('^https?://')",
+                    "fieldPath": ".url",
+                    "reason": "FieldValueInvalid",
+                    "message": "scheme must be http or https for protocol http and http2, "
+                    "grpc or grpcs for protocol grpc",
+                },
+                {
+                    "rule": "!has(self.grpc) || (has(self.protocol) && self.protocol == 'grpc')",
+                    "fieldPath": ".grpc",
+                    "reason": "FieldValueForbidden",
+                    "message": "only allowed when protocol is grpc",
+                },
+                {
+                    "rule": "!has(self.timeout) || (self.timeout != '0' "
+                    "&& duration(self.timeout) > duration('0s'))",
+                    "fieldPath": ".timeout",
+                    "reason": "FieldValueInvalid",
+                    "message": "must be > 0",
+                },
+            ]
+        }
+    )
 
     name: str = Field(
         pattern=DNS1123_LABEL,

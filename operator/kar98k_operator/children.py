@@ -224,7 +224,13 @@ class Children:
 
     async def _apply(self, collection: str, desired: JSON) -> JSON:
         """Create, or merge-patch the parts we own when they differ (PATCH, not PUT: the
-        operator's RBAC grants patch, and a resourceVersion precondition keeps it safe)."""
+        operator's RBAC grants patch).
+
+        No resourceVersion precondition: the Deployment controller writes status, and so bumps
+        the resourceVersion, many times a second while pods come and go; a precondition failed
+        every retry on a real API server. The patch only sets what the LoadTest owns (and nulls
+        what it no longer wants, as read just before), so a concurrent write to other fields
+        survives it."""
         name = desired["metadata"]["name"]
         item = f"{collection}/{name}"
         for _ in range(3):
@@ -244,7 +250,6 @@ class Children:
             patch["metadata"] = {
                 "labels": desired["metadata"].get("labels", {}),
                 "ownerReferences": desired["metadata"]["ownerReferences"],
-                "resourceVersion": existing["metadata"].get("resourceVersion"),
             }
             try:
                 return await self.kube.merge_patch(item, patch)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from kar98k import __version__ as _version
 
-DEFAULT_IMAGE = f"ghcr.io/kar98k/loadpod:{_version}"
+DEFAULT_IMAGE = f"ghcr.io/kar98k/kar98k-loadpod:{_version}"
 
 
 @dataclass(frozen=True)

@@ -154,7 +154,9 @@ def openapi_schema() -> dict[str, Any]:
         "properties": {
             "apiVersion": {"type": "string", "description": "kar98k.dev/v1alpha1"},
             "kind": {"type": "string", "description": "LoadTest"},
-            "metadata": {"type": "object", "description": "Standard object metadata."},
+            # The API server refuses anything but `type: object` here (name and generateName
+            # aside): it owns the metadata schema.
+            "metadata": {"type": "object"},
             "spec": spec,
             "status": status,
         },

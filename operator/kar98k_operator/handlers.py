@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,10 @@ log = logging.getLogger(__name__)
 INSTANT_EXIT = 4.0
 CANCELLATION_BACKOFF = 10.0
 CANCELLATION_TIMEOUT = 5.0
+PEERING_LIFETIME = 10
+# With peering, replicas that start together each see only themselves for a moment; no run is
+# started before the peers had this long to see each other (and all but one to pause).
+PEERING_GRACE = 3.0
 
 
 @dataclass
@@ -37,6 +42,8 @@ class OperatorState:
     book: Book = field(default_factory=Book)
     runners: dict[str, LoadTestRunner] = field(default_factory=dict)
     kube: Kube | None = None
+    peering: bool = False
+    started: float = field(default_factory=time.monotonic)
 
     def client(self) -> Kube:
         if self.kube is None:
@@ -67,6 +74,9 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 10
     settings.background.instant_exit_timeout = INSTANT_EXIT
+    # A SIGKILLed leader is presumed dead this long after its last keep-alive; then a standby
+    # replica takes over (its daemons resume every run from status). kopf's default is 60 s.
+    settings.peering.lifetime = PEERING_LIFETIME
 
 
 @kopf.on.cleanup()
@@ -88,6 +98,10 @@ async def loadtest_daemon(
 ) -> None:
     """One per LoadTest for as long as it exists: runs, supervises and finishes its runs."""
     state = _state(memo)
+    if state.peering:
+        await stopped.wait(max(0.0, PEERING_GRACE - (time.monotonic() - state.started)))
+        if stopped:
+            return  # paused in favour of a peer before acting
 
     def deleted() -> bool:
         reason = stopped.reason

@@ -141,7 +141,9 @@ def test_defaults_enums_minimums_patterns_come_through() -> None:
     assert spec["cleanup"]["properties"]["onSuccess"]["enum"] == ["none", "pods", "all"]
     hours = pattern["schedule"]["items"]["properties"]["hours"]["items"]
     assert hours == {"x-kubernetes-int-or-string": True}
-    assert spec["loadPods"]["properties"]["resources"]["x-kubernetes-preserve-unknown-fields"]
+    limits = spec["loadPods"]["properties"]["resources"]["properties"]["limits"]
+    assert limits["additionalProperties"]["x-kubernetes-int-or-string"] is True
+    assert "pattern" in limits["additionalProperties"]
     target = spec["targets"]["items"]["properties"]
     assert target["name"]["pattern"].startswith("^[a-z0-9]")
     assert spec["targets"]["minItems"] == 1

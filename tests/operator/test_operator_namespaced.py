@@ -1,18 +1,21 @@
-"""Namespaced mode: `kar98k-operator --namespace team-a` runs LoadTests in team-a and no others.
+"""Namespaced mode: the chart with `watch.clusterWide=false` runs LoadTests in team-a and no others.
 
-This operator gets an emulated cluster of its own (same harness, second API server, kubelet and
-operator process): the suite's operator serves every namespace, so on the shared cluster it would
-pick up team-b's LoadTest itself and nothing could show that this one left it alone.
+This release gets a control plane of its own (the suite's operator serves every namespace, so on
+the shared cluster it would pick up team-b's LoadTest itself and nothing could show that this one
+left it alone). It is installed with `helm install` as shipped, so the operator runs with the
+namespaced RBAC (a Role in team-a only): anything it tried beyond that would be Forbidden, and the
+test reads the API server's audit log to prove it never was.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from cluster.harness import Cluster, running_cluster
+from cluster.operator_pod import InClusterOperator
 from conftest import REAL_KUBECONFIG, Target
-from k8s_cluster import EmulatedCluster, OperatorProcess, client_for, cluster_with_operator
+from kar98k_operator.kube import Kube
 from lt_helpers import (
     apply,
     children,
@@ -28,52 +31,94 @@ pytestmark = pytest.mark.slow
 
 START = 30.0  # generous deadline for pods to start on a busy 2-core machine
 RATE = 40.0
+RELEASE = "team-a-ops"
+OPS_NAMESPACE = "load-ops"
+
+
+@pytest.fixture(scope="module")
+def namespaced(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Cluster, InClusterOperator]]:
+    if REAL_KUBECONFIG:
+        pytest.fail("namespaced mode is proven on the suite's own control plane")
+    with running_cluster(tmp_path_factory.mktemp("namespaced"), nodes=2) as local:
+        for name in ("team-a", "team-b", OPS_NAMESPACE):
+            local.kubectl("create", "namespace", name)
+        local.install_chart(
+            RELEASE, OPS_NAMESPACE, {"watch": {"clusterWide": False, "namespaces": ["team-a"]}}
+        )
+        operator = InClusterOperator(local, OPS_NAMESPACE, RELEASE)
+        operator.wait_healthy()
+        yield local, operator
 
 
 @pytest.fixture
-def team_a_operator(tmp_path: Path) -> Iterator[tuple[EmulatedCluster, OperatorProcess]]:
-    if REAL_KUBECONFIG:
-        pytest.skip("needs the emulated cluster's harness")
-    namespaces = ("team-a", "team-b")
-    with cluster_with_operator(tmp_path, "--namespace", "team-a", namespaces=namespaces) as pair:
-        yield pair
+async def team_api(namespaced: tuple[Cluster, InClusterOperator]) -> AsyncIterator[Kube]:
+    async with namespaced[0].api() as kube:
+        yield kube
+
+
+def forbidden_calls(local: Cluster, account: str) -> list[str]:
+    """Calls by the operator's ServiceAccount that RBAC refused (the audit log's 403s)."""
+    user = f"system:serviceaccount:{OPS_NAMESPACE}:{account}"
+    events = local.audit(
+        lambda e: (
+            (e.get("user") or {}).get("username") == user
+            and (e.get("responseStatus") or {}).get("code") == 403
+        )
+    )
+    return sorted({f"{e['verb']} {e['requestURI']}" for e in events})
 
 
 async def test_namespaced_operator_runs_its_namespace_and_leaves_others_alone(
-    team_a_operator: tuple[EmulatedCluster, OperatorProcess], target: Target
+    namespaced: tuple[Cluster, InClusterOperator], team_api: Kube, target: Target
 ) -> None:
-    emulated, operator = team_a_operator
-    api = client_for(emulated.kubeconfig)
+    local, operator = namespaced
+    api = team_api
+    # team-b's first, so it has been there at least as long as the one that gets served.
+    theirs = await apply(api, "team-b", manifest("theirs", target.url, pattern={"baseTPS": RATE}))
+    await apply(api, "team-a", manifest("mine", target.url, pattern={"baseTPS": RATE}))
+
     try:
-        # team-b's first, so it has been there at least as long as the one that gets served.
-        theirs = await apply(
-            api, "team-b", manifest("theirs", target.url, pattern={"baseTPS": RATE})
+        await wait_status(
+            api, "team-a", "mine", running_with(1), within=START, what="Running in team-a"
         )
-        await apply(api, "team-a", manifest("mine", target.url, pattern={"baseTPS": RATE}))
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\noperator log:\n{operator.tail()}") from None
+    mine = await children(api, "team-a", "mine")
+    assert [len(mine[k]) for k in ("deployments", "secrets", "pods")] == [1, 1, 1]
+    # One LoadTest's worth of traffic arrives, not two.
+    rate = await target.rate(2.0)
+    assert RATE * 0.75 <= rate <= RATE * 1.25, f"the target saw {rate:.1f} req/s"
 
-        try:
-            await wait_status(
-                api, "team-a", "mine", running_with(1), within=START, what="Running in team-a"
-            )
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}\noperator log:\n{operator.tail()}") from None
-        mine = await children(api, "team-a", "mine")
-        assert [len(mine[k]) for k in ("deployments", "secrets", "pods")] == [1, 1, 1]
-        # One LoadTest's worth of traffic arrives, not two.
-        rate = await target.rate(2.0)
-        assert RATE * 0.75 <= rate <= RATE * 1.25, f"the target saw {rate:.1f} req/s"
+    # team-b's LoadTest is exactly as it was created: no status, no finalizer, no kopf
+    # annotations, the same resourceVersion; no children and no events either.
+    assert await get_lt(api, "team-b", "theirs") == theirs
+    assert "status" not in theirs and "finalizers" not in theirs["metadata"]
+    assert not any((await children(api, "team-b", "theirs")).values())
+    assert await events_of(api, "team-b", "theirs") == []
+    metrics = operator.metrics()
+    assert 'kar98k_ready_pods{loadtest="mine",namespace="team-a"} 1.0' in metrics
+    assert 'namespace="team-b"' not in metrics
 
-        # team-b's LoadTest is exactly as it was created: no status, no finalizer, no kopf
-        # annotations, the same resourceVersion; no children and no events either.
-        assert await get_lt(api, "team-b", "theirs") == theirs
-        assert "status" not in theirs and "finalizers" not in theirs["metadata"]
-        assert not any((await children(api, "team-b", "theirs")).values())
-        assert await events_of(api, "team-b", "theirs") == []
-        metrics = operator.metrics()
-        assert 'kar98k_ready_pods{loadtest="mine",namespace="team-a"} 1.0' in metrics
-        assert 'namespace="team-b"' not in metrics
+    await delete_and_wait(api, "team-a", "mine")
+    await delete_and_wait(api, "team-b", "theirs")
+    # Everything it did, it was allowed to do with the namespaced RBAC as shipped.
+    assert forbidden_calls(local, f"{RELEASE}-operator") == []
 
-        await delete_and_wait(api, "team-a", "mine")
-        await delete_and_wait(api, "team-b", "theirs")
-    finally:
-        await api.close()
+
+def test_namespaced_rbac_is_a_role_in_the_served_namespace_only(
+    namespaced: tuple[Cluster, InClusterOperator],
+) -> None:
+    local, _ = namespaced
+    account = f"system:serviceaccount:{OPS_NAMESPACE}:{RELEASE}-operator"
+    for namespace, allowed in (("team-a", "yes"), ("team-b", "no")):
+        answer = local.kubectl(
+            "auth", "can-i", "create", "deployments.apps", "-n", namespace, "--as", account,
+            check=False,
+        )  # fmt: skip
+        assert answer.stdout.strip() == allowed, (namespace, answer.stdout, answer.stderr)
+    cluster_wide = local.kubectl(
+        "auth", "can-i", "list", "loadtests.kar98k.dev", "-A", "--as", account, check=False
+    )
+    assert cluster_wide.stdout.strip() == "no"

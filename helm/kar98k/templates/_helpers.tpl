@@ -12,7 +12,7 @@ app.kubernetes.io/name: {{ include "kar98k.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 {{- define "kar98k.loadpodImage" -}}
-{{- .Values.loadpod.image | default (printf "ghcr.io/kar98k/loadpod:%s" .Chart.AppVersion) -}}
+{{- .Values.loadpod.image | default (printf "%s:%s" .Values.loadpod.repository (.Values.loadpod.tag | default .Chart.AppVersion)) -}}
 {{- end -}}
 {{/* Rules the operator needs on LoadTests and their children, in any namespace it serves. */}}
 {{- define "kar98k.namespacedRules" -}}

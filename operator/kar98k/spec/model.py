@@ -16,7 +16,14 @@ from kar98k_loadpod.durations import Duration as WireDuration
 from kar98k_loadpod.model_base import WireModel
 from kar98k_loadpod.plan import Arrival
 from kar98k_loadpod.targets import Target, unique_names
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 from pydantic.config import JsonDict
 
 API_VERSION = "kar98k.dev/v1alpha1"
@@ -24,6 +31,50 @@ KIND = "LoadTest"
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _HOUR_RANGE = re.compile(r"^(\d{1,2})-(\d{1,2})$")
 FREE_FORM: JsonDict = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+MAX_TARGETS = 64
+# A Kubernetes resource quantity ("250m", "1.5Gi", "2"), as the API server parses it.
+QUANTITY = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(([KMGTPE]i)|[numkMGTPE]|([eE][+-]?[0-9]+))?$"
+_QUANTITY = re.compile(QUANTITY)
+QUANTITY_SCHEMA: JsonDict = {
+    "type": "object",
+    "additionalProperties": {"x-kubernetes-int-or-string": True, "pattern": QUANTITY},
+}
+# Written out for the CRD: pydantic would say `propertyNames`, which is not structural.
+Resources = Annotated[
+    dict[Literal["requests", "limits"], dict[str, int | str]],
+    WithJsonSchema(
+        {
+            "type": "object",
+            "properties": {
+                "requests": {**QUANTITY_SCHEMA, "description": "Requested quantities."},
+                "limits": {**QUANTITY_SCHEMA, "description": "Quantity limits."},
+            },
+        }
+    ),
+]
+
+
+def cel(*rules: tuple[str, str, str]) -> ConfigDict:
+    """Model config carrying CEL rules (rule, fieldPath, message) into the generated CRD.
+
+    The API server checks them at `kubectl apply`; the model's validators check the same things
+    for `kar98k validate` and the local runner. tests/operator/test_cel_rules.py proves, on the
+    real API server, that each rule refuses what the model refuses, naming the same field.
+    """
+    return ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": rule, "fieldPath": field, "reason": "FieldValueInvalid", "message": msg}
+                for rule, field, msg in rules
+            ]
+        }
+    )
+
+
+def positive_duration(field: str) -> tuple[str, str, str]:
+    """CEL: an optional duration field, when given, is > 0."""
+    rule = f"!has(self.{field}) || (self.{field} != '0' && duration(self.{field}) > duration('0s'))"
+    return (rule, f".{field}", "must be > 0")
 
 
 def _finite(value: float) -> float:
@@ -103,6 +154,26 @@ def hours_of(item: int | str) -> range:
 class Spikes(WireModel):
     """Poisson-timed spikes: gaps drawn from an exponential, clamped, counted from a spike's end."""
 
+    model_config = cel(
+        (
+            "!has(self.enabled) || !self.enabled || has(self.lambda) || has(self.meanInterval)",
+            ".lambda",
+            "give lambda or meanInterval when spikes are enabled",
+        ),
+        (
+            "!(has(self.lambda) && has(self.meanInterval))",
+            ".meanInterval",
+            "give either lambda or meanInterval, not both",
+        ),
+        positive_duration("meanInterval"),
+        (
+            "!has(self.maxInterval) || !has(self.minInterval) "
+            "|| duration(self.maxInterval) >= duration(self.minInterval)",
+            ".maxInterval",
+            "must be >= minInterval",
+        ),
+    )
+
     enabled: bool = Field(default=False, description="Generate random spikes.")
     lambda_: float | None = Field(
         default=None,
@@ -167,6 +238,11 @@ class Noise(WireModel):
 
 class Pattern(WireModel):
     """rate(t) = clamp(baseTPS · ramp(t) · schedule(t) · spikes(t) · noise(t), minTPS, maxTPS)."""
+
+    model_config = cel(
+        ("!has(self.maxTPS) || self.maxTPS >= self.baseTPS", ".maxTPS", "must be >= baseTPS"),
+        ("!has(self.minTPS) || self.minTPS <= self.baseTPS", ".minTPS", "must be <= baseTPS"),
+    )
 
     base_tps: float = Field(
         alias="baseTPS", gt=0, allow_inf_nan=False, description="Base requests per second (> 0)."
@@ -250,6 +326,15 @@ class Thresholds(WireModel):
 class LoadPods(WireModel):
     """How many load pods and how they run."""
 
+    model_config = cel(
+        (
+            "!has(self.minReady) || !has(self.replicas) || self.minReady <= self.replicas",
+            ".minReady",
+            "must be <= replicas",
+        ),
+        positive_duration("startTimeout"),
+    )
+
     replicas: int | None = Field(default=None, ge=1, le=1000, description="Fixed pod count.")
     per_pod_max_tps: float | None = Field(
         default=None,
@@ -265,10 +350,9 @@ class LoadPods(WireModel):
     )
     start_timeout: Duration = Field(default=120.0, description="Wait this long for minReady.")
     image: str | None = Field(default=None, description="Override the operator's load-pod image.")
-    resources: dict[str, Any] = Field(
+    resources: Resources = Field(
         default_factory=dict,
-        description="Container resources (requests/limits).",
-        json_schema_extra=FREE_FORM,
+        description="Container resources: requests and limits, resource name to quantity.",
     )
     node_selector: dict[str, str] = Field(default_factory=dict, description="Pod nodeSelector.")
     tolerations: list[dict[str, Any]] = Field(
@@ -287,6 +371,29 @@ class LoadPods(WireModel):
         description="Container env (EnvVar, valueFrom allowed); headers expand '${NAME}'.",
         json_schema_extra={"items": FREE_FORM},
     )
+
+    @field_validator("resources")
+    @classmethod
+    def _quantities(
+        cls, value: dict[str, dict[str, int | str]]
+    ) -> dict[str, dict[str, int | str]]:
+        for kind, quantities in value.items():
+            for name, quantity in quantities.items():
+                if isinstance(quantity, bool) or not _QUANTITY.match(str(quantity)):
+                    raise ValueError(
+                        f"{kind}.{name}: must be a quantity such as '250m' or '1Gi', "
+                        f"got {quantity!r}"
+                    )
+        return value
+
+    @model_validator(mode="after")
+    def _min_ready(self) -> Self:
+        ready, replicas = self.min_ready, self.replicas
+        if ready is not None and replicas is not None and ready > replicas:
+            raise ValueError(f"minReady: must be <= replicas ({replicas}), got {ready}")
+        if self.start_timeout <= 0:
+            raise ValueError(f"startTimeout: must be > 0, got {self.start_timeout:g}s")
+        return self
 
     def desired(self, max_tps: float) -> int:
         if self.replicas is not None:
@@ -320,10 +427,28 @@ class Cleanup(WireModel):
 class LoadTestSpec(WireModel):
     """What to load, how hard, for how long, and what counts as passing."""
 
+    model_config = cel(
+        (
+            "self.targets.exists(t, !has(t.weight) || t.weight > 0)",
+            ".targets",
+            "at least one target needs weight > 0",
+        ),
+        positive_duration("duration"),
+    )
+
     run_id: str | None = Field(
         default=None, max_length=63, description="Change it to re-run a finished LoadTest."
     )
-    targets: list[Target] = Field(min_length=1, description="Endpoints under load.")
+    targets: list[Target] = Field(
+        min_length=1,
+        max_length=MAX_TARGETS,
+        description=f"Endpoints under load (1 to {MAX_TARGETS}, names unique).",
+        json_schema_extra={
+            # Unique names, checked by the API server; also lets server-side apply merge by name.
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["name"],
+        },
+    )
     pattern: Pattern = Field(description="Shape of the rate over time.")
     duration: Duration | None = Field(
         default=None, description="Run length, e.g. '30m'; absent runs until stopped."
