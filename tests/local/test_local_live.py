@@ -7,8 +7,8 @@ import contextlib
 import io
 
 from kar98k.controller import ControllerEvent, LiveStatus, RunSummary
-from kar98k.controller.summary import PodSummary
 from kar98k.local.live import LiveView, progress_line, render
+from kar98k.results import PodSummary
 from rich.console import Console
 
 

@@ -7,7 +7,7 @@ import random
 from collections.abc import Callable
 
 import pytest
-from kar98k.controller.summary import (
+from kar98k.results import (
     Check,
     LatencyPair,
     LatencySummary,

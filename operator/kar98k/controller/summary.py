@@ -1,138 +1,25 @@
-"""What the controller core hands its callers: live status while running, a summary at the end.
+"""Moved to `kar98k.results`; kept only while tests/operator still import it from here."""
 
-The JSON report of `kar98k run` is `RunSummary.model_dump(mode="json")` (snake_case, documented
-in docs/report-schema.md); the operator copies the same figures into LoadTest status.
-"""
+from kar98k.results import (
+    Check,
+    ControllerFigures,
+    LatencyPair,
+    LatencySummary,
+    LiveStatus,
+    PodSummary,
+    RunSummary,
+    SeriesPoint,
+    TargetSummary,
+)
 
-from __future__ import annotations
-
-from typing import Literal
-
-from pydantic import BaseModel, Field
-
-
-class LatencySummary(BaseModel):
-    p50: float = 0.0
-    p95: float = 0.0
-    p99: float = 0.0
-    max: float = 0.0
-    mean: float = 0.0
-
-
-class LatencyPair(BaseModel):
-    """Milliseconds: raw (from actual send) and corrected (from intended send time)."""
-
-    raw: LatencySummary = Field(default_factory=LatencySummary)
-    corrected: LatencySummary = Field(default_factory=LatencySummary)
-
-
-class TargetSummary(BaseModel):
-    requests: int = 0
-    errors: int = 0
-    error_rate: float = 0.0
-    outcomes: dict[str, int] = Field(default_factory=dict)
-    healthy: bool = True
-    skipped_unhealthy: int = 0
-    latency_ms: LatencyPair = Field(default_factory=LatencyPair)
-
-
-class PodSummary(BaseModel):
-    name: str
-    ready: bool = True
-    share_tps: float = 0.0
-    achieved_tps: float = 0.0
-    requests: int = 0
-    errors: int = 0
-    push_failures: int = 0
-    epoch: int = 0
-
-
-class SeriesPoint(BaseModel):
-    """One second of the run: what the curve asked for and what the pods started."""
-
-    t: float
-    unix_s: int | None = Field(
-        default=None, description="The unix second of this bin (pods and servers count by it)."
-    )
-    target_tps: float
-    achieved_tps: float
-    spike_active: bool = False
-    p50_ms: float | None = None
-    p95_ms: float | None = None
-    p99_ms: float | None = None
-    error_rate: float | None = None
-
-
-class Check(BaseModel):
-    """One threshold judged: e.g. name 'latency.p99', threshold 250.0, observed 180.3 (ms)."""
-
-    name: str
-    threshold: float
-    observed: float
-    passed: bool
-    message: str
-
-
-class ControllerFigures(BaseModel):
-    """How well the controller kept time and reached its pods (for diagnosing a run)."""
-
-    ticks: int = 0
-    ticks_skipped: int = Field(default=0, description="Ticks dropped because the loop ran late.")
-    tick_lag_ms_max: float = 0.0
-    tick_lag_ms_p99: float = 0.0
-    pushes: int = 0
-    push_failures: int = 0
-    pushes_skipped: int = Field(
-        default=0, description="Pushes not sent because the pod's previous push was pending."
-    )
-    stats_failures: int = 0
-    first_epoch: int = 0
-    last_epoch: int = 0
-
-
-class RunSummary(BaseModel):
-    """Merged figures over the whole run (or so far, while running)."""
-
-    name: str
-    seed: int
-    started_at: str = Field(description="ISO 8601 UTC wall time of t = 0.")
-    ended_at: str | None = None
-    duration_s: float = 0.0
-    verdict: Literal["pass", "fail", "none", "running"] = "running"
-    interrupted: bool = False
-    requests_total: int = 0
-    errors_total: int = 0
-    error_rate: float = 0.0
-    late_sends: int = 0
-    dropped: int = 0
-    achieved_tps: float = Field(default=0.0, description="requests_total / duration_s.")
-    target_tps_mean: float = Field(default=0.0, description="Mean of the curve over the run.")
-    target_requests: float = Field(default=0.0, description="Integral of the curve over the run.")
-    latency_ms: LatencyPair = Field(default_factory=LatencyPair)
-    outcomes: dict[str, int] = Field(default_factory=dict)
-    targets: dict[str, TargetSummary] = Field(default_factory=dict)
-    pods: list[PodSummary] = Field(default_factory=list)
-    checks: list[Check] = Field(default_factory=list)
-    series: list[SeriesPoint] = Field(default_factory=list)
-    controller: ControllerFigures = Field(default_factory=ControllerFigures)
-
-
-class LiveStatus(BaseModel):
-    """A snapshot for live views and the operator's status patches."""
-
-    elapsed_s: float
-    target_tps: float
-    achieved_tps: float = Field(description="Merged achieved rate over the last ~1 s.")
-    spike_active: bool
-    paused: bool
-    ready_pods: int
-    desired_pods: int
-    tick_lag_ms: float = Field(description="How late the last tick ran (max over last 10 s).")
-    push_errors: int
-    rolling_p99_ms: float | None = Field(
-        default=None, description="p99 latency (thresholds' basis) over the last ~10 s."
-    )
-    rolling_error_rate: float | None = Field(
-        default=None, description="errors/requests over the last ~10 s; None before any."
-    )
-    summary: RunSummary
+__all__ = [
+    "Check",
+    "ControllerFigures",
+    "LatencyPair",
+    "LatencySummary",
+    "LiveStatus",
+    "PodSummary",
+    "RunSummary",
+    "SeriesPoint",
+    "TargetSummary",
+]
