@@ -15,7 +15,7 @@ from kar98k.demo import proto as demo_proto
 from kar98k_loadpod.executors import Executor, make_executor
 from kar98k_loadpod.executors.grpc_reflection import resolve_request
 from kar98k_loadpod.executors.outcome import exception_outcome, grpc_outcome, http_outcome
-from servers_plugin import executors_closed_after
+from kit.servers import executors_closed_after
 
 ExecutorFactory = Callable[..., Executor]
 

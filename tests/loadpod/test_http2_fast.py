@@ -13,7 +13,7 @@ from kar98k_loadpod.executors import (
     make_executor,
 )
 from kar98k_loadpod.targets import Target
-from servers_plugin import executors_closed_after
+from kit.servers import executors_closed_after
 
 Factory = Callable[..., FastHttp2Executor]
 

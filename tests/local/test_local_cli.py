@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 from kar98k.demo import DemoHttpServer
-from local_kit import alive, kar98k_command, manifest, pod_pids, wait_until, write_manifest
+from kit.manifests import alive, kar98k_command, manifest, pod_pids, write_manifest
+from kit.wait import wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,8 @@ import aiohttp
 import pytest
 from kar98k.local import processes
 from kar98k.local.processes import LocalPods, PodStartError
-from local_kit import alive, wait_until
+from kit.manifests import alive
+from kit.wait import wait_until
 
 
 async def test_start_ready_kill_and_stop() -> None:

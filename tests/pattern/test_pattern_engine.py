@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from kar98k.pattern import PatternEngine, expected_requests, row_count
 from kar98k.spec import load_manifest
-from pattern_helpers import MONDAY, make_engine
+from kit.patterns import MONDAY, make_engine
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "loadtest.yaml"
 
