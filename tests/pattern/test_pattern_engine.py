@@ -108,6 +108,7 @@ def test_same_seed_same_curve_other_seed_other_curve() -> None:
     assert one != [p.rate for p in busy_engine(seed=2).series(1800, 1.0)]
 
 
+@pytest.mark.slow
 def test_a_week_at_one_second_is_cheap() -> None:
     engine = busy_engine()
     began = time.perf_counter()
