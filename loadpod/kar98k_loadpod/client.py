@@ -109,7 +109,7 @@ class PodClient:
     async def push_plan(
         self, pod: PodEndpoint, plan: Plan, within: float = PUSH_TIMEOUT
     ) -> PlanAck:
-        """PUT /v1/plan; raises PodCallError unless 2xx."""
+        """PUT the plan (PLAN_PATH); raises PodCallError unless 2xx."""
         data = await self._call(
             pod, "PUT", PLAN_PATH, what="push plan", body=encode_plan(plan), within=within
         )
@@ -119,12 +119,12 @@ class PodClient:
             raise PodCallError(pod.name, "push plan", f"bad answer: {exc}") from None
 
     async def stats(self, pod: PodEndpoint, within: float = STATS_TIMEOUT) -> PodStats:
-        """GET /v1/stats."""
+        """GET the stats (STATS_PATH)."""
         data = await self._call(pod, "GET", STATS_PATH, what="pull stats", body=None, within=within)
         return self._parse(pod, "pull stats", data)
 
     async def drain(self, pod: PodEndpoint, timeout_seconds: float) -> PodStats:
-        """POST /v1/drain: stop sending, wait for in-flight requests; returns the final stats."""
+        """POST to DRAIN_PATH: stop sending, wait for in-flight sends; returns the final stats."""
         body = json.dumps(DrainRequest(timeout_seconds=timeout_seconds).to_wire()).encode()
         data = await self._call(
             pod, "POST", DRAIN_PATH, what="drain", body=body, within=timeout_seconds + 2.0

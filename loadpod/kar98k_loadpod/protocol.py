@@ -10,10 +10,10 @@ from pydantic import Field
 
 from .model_base import WireModel
 
-API_PREFIX = "/v1"
-PLAN_PATH = f"{API_PREFIX}/plan"  # PUT a Plan, answered with a PlanAck
-STATS_PATH = f"{API_PREFIX}/stats"  # GET the PodStats
-DRAIN_PATH = f"{API_PREFIX}/drain"  # POST a DrainRequest (optional), answered with PodStats
+API_PREFIX = "/v1"  # every path under it needs the bearer token
+PLAN_PATH = "/v1/plan"  # PUT a Plan, answered with a PlanAck
+STATS_PATH = "/v1/stats"  # GET the PodStats
+DRAIN_PATH = "/v1/drain"  # POST a DrainRequest (optional), answered with PodStats
 
 DEFAULT_DRAIN_TIMEOUT = 10.0
 
