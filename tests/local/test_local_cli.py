@@ -157,7 +157,8 @@ async def test_second_sigint_kills_the_pods_at_once(
     err_lines, reader = collect_stderr(proc)
     await wait_until(lambda: http1_server.counter.count("/fast") >= 20, 20.0)
     http1_server.stall(8.0)  # the drain now waits for requests the server holds
-    await asyncio.sleep(0.3)
+    held_from = http1_server.counter.count("/fast")
+    await wait_until(lambda: http1_server.counter.count("/fast") >= held_from + 5, 5.0)
     proc.send_signal(signal.SIGINT)
     await wait_until(lambda: any("SIGINT: stopping" in line for line in err_lines), 5.0)
     proc.send_signal(signal.SIGINT)
