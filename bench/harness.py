@@ -6,6 +6,7 @@ context manager that started it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -23,7 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kar98k_loadpod.client import PodClient, PodEndpoint
+from kar98k_loadpod.plan import Arrival, Plan
 from kar98k_loadpod.stats import PodStats
+from kar98k_loadpod.targets import Target
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -242,7 +246,7 @@ def process_cpu_seconds(pid: int | None) -> float:
 
 
 class Pod:
-    """One real `kar98k-loadpod` process driven through its control API."""
+    """One real `kar98k-loadpod` process driven through the load pod's own client."""
 
     def __init__(self, cpu: int | None, *, http1_client: str | None = None) -> None:
         self.cpu = cpu
@@ -256,19 +260,31 @@ class Pod:
             env=env,
             log_name=f"loadpod-{http1_client or 'default'}",
         )
-        self.base = ""
+        self.endpoint = PodEndpoint("bench", "", self.token)
         self.epoch = 0
+        # The client is async; the benchmark steps are not: one private loop runs its calls.
+        self._loop = asyncio.Runner()
+        self._client = PodClient()
+
+    @property
+    def base(self) -> str:
+        return self.endpoint.base_url
 
     def __enter__(self) -> Pod:
         self.proc.__enter__()
         # "listening on http://127.0.0.1:PORT"
-        self.base = self.proc.ready_line.split()[-1]
+        base = self.proc.ready_line.split()[-1]
+        assert base.startswith("http://127."), base  # loopback only
+        self.endpoint = PodEndpoint("bench", base, self.token)
+        self._loop.run(self._client.__aenter__())
         return self
 
     def __exit__(self, *_: object) -> None:
         with contextlib.suppress(Exception):
             self.plan(0.0, [])
         self.proc.stop()
+        self._loop.run(self._client.close())
+        self._loop.close()
 
     def plan(
         self,
@@ -280,21 +296,20 @@ class Pod:
         lease: float = 30.0,
         seed: int | None = 1,
     ) -> float:
-        """PUT a plan; returns time.monotonic() just before the request was sent."""
+        """Push a plan; returns time.monotonic() just before the request was sent."""
         self.epoch += 1
-        body: dict[str, Any] = {
-            "epoch": self.epoch,
-            "rate": rate,
-            "leaseSeconds": lease,
-            "maxInFlight": max_in_flight,
-            "arrival": arrival,
-            "targets": targets,
-            "labels": {"loadtest": "bench"},
-        }
-        if seed is not None:
-            body["seed"] = seed
+        plan = Plan(
+            epoch=self.epoch,
+            rate=rate,
+            lease_seconds=lease,
+            max_in_flight=max_in_flight,
+            arrival=Arrival(arrival),
+            seed=seed,
+            targets=[Target.model_validate(t) for t in targets],
+            labels={"loadtest": "bench"},
+        )
         sent_at = time.monotonic()
-        http("PUT", f"{self.base}/v1/plan", body, token=self.token)
+        self._loop.run(self._client.push_plan(self.endpoint, plan, within=10.0))
         return sent_at
 
     @property
@@ -302,8 +317,8 @@ class Pod:
         return self.proc.proc.pid if self.proc.proc is not None else None
 
     def stats(self) -> PodStats:
-        """The pod's stats, read through the same wire model the controller uses."""
-        return PodStats.model_validate(get_json(f"{self.base}/v1/stats", token=self.token))
+        """The pod's stats, read through the same client and wire model the controller uses."""
+        return self._loop.run(self._client.stats(self.endpoint, within=10.0))
 
 
 def snapshot(pod: Pod, server_count: Any | None, server_proc: Proc | None = None) -> Snapshot:

@@ -1,3 +1,3 @@
-"""Shared test plugins. The demo target server fixtures live in tests/servers_plugin.py."""
+"""Shared test plugins: the demo target server fixtures live in tests/kit/servers.py."""
 
-pytest_plugins = ["servers_plugin"]
+pytest_plugins = ["kit.servers"]

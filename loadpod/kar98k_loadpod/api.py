@@ -15,29 +15,23 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
-from pydantic import Field, ValidationError
+from pydantic import ValidationError
 
 from .metrics import CONTENT_TYPE_LATEST, render
 from .model_base import WireModel
 from .plan import MAX_PLAN_BYTES, Plan
+from .protocol import API_PREFIX, DRAIN_PATH, PLAN_PATH, STATS_PATH, DrainRequest, PlanAck
 from .runtime import Draining, PlanRejected, PodRuntime, StaleEpoch
 
 log = logging.getLogger(__name__)
 _FIELD_PREFIX = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*): (.*)$", re.DOTALL)
 
-DEFAULT_DRAIN_TIMEOUT = 10.0
 RUNTIME_KEY = web.AppKey("runtime", PodRuntime)
 TOKEN_KEY = web.AppKey("token", bytes)
 REGISTRY_KEY = web.AppKey("registry", CollectorRegistry)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 M = TypeVar("M", bound=WireModel)
-
-
-class DrainRequest(WireModel):
-    """Optional body of POST /v1/drain."""
-
-    timeout_seconds: float = Field(default=DEFAULT_DRAIN_TIMEOUT, ge=0, le=3600)
 
 
 def error(
@@ -92,7 +86,7 @@ def _http_error(exc: web.HTTPException) -> web.Response:
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every /v1 call needs 'Authorization: Bearer <token>' (constant-time compare)."""
-    if request.path.startswith("/v1/") or request.path == "/v1":
+    if request.path.startswith(f"{API_PREFIX}/") or request.path == API_PREFIX:
         header = request.headers.get("Authorization", "")
         scheme, _, presented = header.partition(" ")
         expected = request.app[TOKEN_KEY]
@@ -149,14 +143,13 @@ async def put_plan(request: web.Request) -> web.StreamResponse:
         return error(400, "invalid plan", exc.details)
     except Draining as exc:
         return error(503, "draining", [str(exc)])
-    return web.json_response(
-        {
-            "epoch": applied.epoch,
-            "rate": applied.rate,
-            "leaseSeconds": applied.lease_seconds,
-            "renewed": applied.renewed,
-        }
+    ack = PlanAck(
+        epoch=applied.epoch,
+        rate=applied.rate,
+        lease_seconds=applied.lease_seconds,
+        renewed=applied.renewed,
     )
+    return web.json_response(ack.to_wire())
 
 
 async def get_stats(request: web.Request) -> web.StreamResponse:
@@ -200,9 +193,9 @@ def make_app(runtime: PodRuntime, token: str, registry: CollectorRegistry) -> we
     app[RUNTIME_KEY] = runtime
     app[TOKEN_KEY] = token.encode("utf-8", "surrogateescape")
     app[REGISTRY_KEY] = registry
-    app.router.add_put("/v1/plan", put_plan)
-    app.router.add_get("/v1/stats", get_stats, allow_head=False)
-    app.router.add_post("/v1/drain", post_drain)
+    app.router.add_put(PLAN_PATH, put_plan)
+    app.router.add_get(STATS_PATH, get_stats, allow_head=False)
+    app.router.add_post(DRAIN_PATH, post_drain)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

@@ -163,7 +163,7 @@ async def serve(host: str, port: int, token: str, name: str, drain_timeout: floa
         print(f"listening on {url}", flush=True)
 
         await stop.wait()
-        log.info("shutting down: draining", extra={"kv": {"timeoutSeconds": drain_timeout}})
+        log.info("shutting down: draining", extra={"kv": {"timeout_seconds": drain_timeout}})
         final = await runtime.drain(drain_timeout)
         log.info(
             "drained; exiting",

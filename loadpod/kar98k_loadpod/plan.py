@@ -1,4 +1,4 @@
-"""The plan a controller pushes to a load pod: `PUT /v1/plan`."""
+"""The plan a controller pushes to a load pod (PUT to `protocol.PLAN_PATH`)."""
 
 from __future__ import annotations
 

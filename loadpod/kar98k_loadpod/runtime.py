@@ -210,7 +210,7 @@ class PodRuntime:
             "kv": {
                 "epoch": plan.epoch,
                 "rate": plan.rate,
-                "leaseSeconds": plan.lease_seconds,
+                "lease_seconds": plan.lease_seconds,
                 "targets": [t.name for t in plan.targets],
             }
         }

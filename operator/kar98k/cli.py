@@ -1,38 +1,26 @@
 """`kar98k`: one entry point; each sub-command lives in its own module under kar98k.commands.
 
 A command module exposes `register(subparsers)`, which adds its parser and sets
-`handler=<function(args) -> exit code>`; a module may instead expose `add_arguments(parser)`
-and `run(args)`, and gets a parser named after it, with help from its docstring. Modules
-listed in COMMANDS that do not exist yet are skipped, so commands can land one at a time.
+`handler=<function(args) -> exit code>`. To add `kar98k NAME`, write kar98k/commands/NAME.py
+and list it in COMMANDS.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
-from collections.abc import Sequence
-from types import ModuleType
+from collections.abc import Callable, Sequence
 
 from . import __version__
-from .commands import Subparsers
+from .commands import Subparsers, demo, run, simulate, validate
 
-# The extension point: to add `kar98k NAME`, write kar98k/commands/NAME.py and list NAME here.
-COMMANDS: tuple[str, ...] = ("validate", "simulate", "run", "demo")
-
-
-def command_modules(names: Sequence[str] = COMMANDS) -> list[ModuleType]:
-    """The command modules that exist; a missing module is skipped, a broken one raises."""
-    modules: list[ModuleType] = []
-    for name in names:
-        qualified = f"{__package__}.commands.{name}"
-        try:
-            modules.append(importlib.import_module(qualified))
-        except ModuleNotFoundError as exc:
-            if exc.name != qualified:
-                raise  # the module exists but one of its imports is missing: say so
-    return modules
+COMMANDS: tuple[Callable[[Subparsers], None], ...] = (
+    validate.register,
+    simulate.register,
+    run.register,
+    demo.register,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,32 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"kar98k {__version__}")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
-    for module in command_modules():
-        register(module, subparsers)
+    for register in COMMANDS:
+        register(subparsers)
     return parser
-
-
-def register(module: ModuleType, subparsers: Subparsers) -> None:
-    """Add one command module's parser, whichever of the two shapes it has."""
-    if callable(hook := getattr(module, "register", None)):
-        hook(subparsers)
-        return
-    add_arguments, run = getattr(module, "add_arguments", None), getattr(module, "run", None)
-    if not (callable(add_arguments) and callable(run)):
-        raise TypeError(
-            f"{module.__name__} needs register(subparsers), or add_arguments(parser) and run(args)"
-        )
-    name = module.__name__.rsplit(".", 1)[-1]
-    doc = (module.__doc__ or name).strip()
-    summary = doc.splitlines()[0].split(": ", 1)[-1].rstrip(".")
-    parser = subparsers.add_parser(
-        name,
-        help=summary,
-        description=doc,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_arguments(parser)
-    parser.set_defaults(handler=run)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
-from kar98k.controller.summary import Check, RunSummary
+from kar98k.results import Check, RunSummary
 from kar98k.spec.model import Thresholds
 
 

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from kar98k.controller.summary import LiveStatus, RunSummary
+from kar98k.results import LiveStatus, RunSummary
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from kar98k.cli import command_modules, main
+from kar98k.cli import main
 from kar98k.spec import load_manifest
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "loadtest.yaml"
@@ -227,11 +227,6 @@ def test_simulate_invalid_spec_is_1_and_unreadable_is_2(
 
 
 # ---- the command table ------------------------------------------------------------------
-
-
-def test_missing_command_modules_are_skipped() -> None:
-    names = [m.__name__ for m in command_modules(("validate", "not_written_yet", "simulate"))]
-    assert names == ["kar98k.commands.validate", "kar98k.commands.simulate"]
 
 
 def test_no_command_or_unknown_command_is_2(capsys: pytest.CaptureFixture[str]) -> None:

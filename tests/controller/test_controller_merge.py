@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from kar98k.controller.hdr import counts_of, summarize, summarize_delta
 from kar98k.controller.merge import Merger, StatsBook
-from kar98k.controller.pods import parse_stats
 from kar98k.controller.series import SeriesBook
 from kar98k.controller.ticks import LagRecorder
+from kar98k_loadpod.client import parse_stats
 from kar98k_loadpod.histogram import LatencyHistogram
 from kar98k_loadpod.stats import PodStats, TargetStats
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from kar98k.controller.summary import LatencyPair, LatencySummary, RunSummary
+from kar98k.results import LatencyPair, LatencySummary, RunSummary
 from kar98k.spec.model import Thresholds
 from kar98k.verdict import judge, verdict_of
 

@@ -5,24 +5,28 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Any
 
 import pytest
 from kar98k_loadpod.executors import make_executor
 from kar98k_loadpod.histogram import LatencyHistogram
 from kar98k_loadpod.plan import MAX_PLAN_BYTES, Plan
+from kar98k_loadpod.protocol import DRAIN_PATH, PLAN_PATH, STATS_PATH
 from kar98k_loadpod.runtime import PlanRejected, PodRuntime
 from kar98k_loadpod.stats import PodStats
 from kar98k_loadpod.targets import Target
-from podkit import CountServer, Pod, plan, target, wait_for
+from kit.counting_server import CountServer
+from kit.loadpod import Pod, plan, target
+from kit.wait import holds_for, wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
 
-def simple_plan(server: CountServer, path: str = "/api", **kw: object) -> dict[str, object]:
-    return plan([target("t", server.url(path))], **kw)  # type: ignore[arg-type]
+def simple_plan(server: CountServer, path: str = "/api", **kw: Any) -> Plan:
+    return plan([target("t", server.url(path))], **kw)
 
 
 @pytest.mark.parametrize(
-    ("method", "path"), [("PUT", "/v1/plan"), ("GET", "/v1/stats"), ("POST", "/v1/drain")]
+    ("method", "path"), [("PUT", PLAN_PATH), ("GET", STATS_PATH), ("POST", DRAIN_PATH)]
 )
 @pytest.mark.parametrize(
     "authorization",
@@ -44,37 +48,37 @@ async def test_probes_and_metrics_are_open(pod: Pod) -> None:
 
 
 async def test_invalid_plan_names_the_field(pod: Pod) -> None:
-    bad = plan([{"name": "a", "url": "ftp://127.0.0.1/x"}], rate=-5)
-    status, body = await pod.call("PUT", "/v1/plan", json=bad)
+    bad = {"epoch": 1, "rate": -5, "targets": [{"name": "a", "url": "ftp://127.0.0.1/x"}]}
+    status, body = await pod.call("PUT", PLAN_PATH, json=bad)
     assert status == 400
     assert body["error"] == "invalid plan"
     assert any(d.startswith("targets[0].url: ") for d in body["details"]), body
     assert any(d.startswith("rate: ") for d in body["details"]), body
 
-    status, body = await pod.call("PUT", "/v1/plan", json={**bad, "rate": 1, "bogus": True})
+    status, body = await pod.call("PUT", PLAN_PATH, json={**bad, "rate": 1, "bogus": True})
     assert status == 400
     assert any(d.startswith("bogus: ") for d in body["details"]), body
 
 
 @pytest.mark.parametrize("payload", [b"{not json", b"", b"\xff\xfe", b"[1, 2]", b"null", b"42"])
 async def test_malformed_bodies_are_400(pod: Pod, payload: bytes) -> None:
-    status, body = await pod.call("PUT", "/v1/plan", data=payload)
+    status, body = await pod.call("PUT", PLAN_PATH, data=payload)
     assert status == 400
     assert body["error"] in {"malformed JSON", "empty body", "invalid plan"}
 
 
 async def test_body_over_1mib_is_413(pod: Pod) -> None:
     big = b'{"pad": "' + b"x" * MAX_PLAN_BYTES + b'"}'
-    status, body = await pod.call("PUT", "/v1/plan", data=big)
+    status, body = await pod.call("PUT", PLAN_PATH, data=big)
     assert status == 413, body
     # ... and the pod keeps serving.
-    status, _ = await pod.call("GET", "/v1/stats")
+    status, _ = await pod.call("GET", STATS_PATH)
     assert status == 200
 
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("GET", "/v1/plan"), ("DELETE", "/v1/stats"), ("GET", "/v1/drain"), ("POST", "/healthz")],
+    [("GET", PLAN_PATH), ("DELETE", STATS_PATH), ("GET", DRAIN_PATH), ("POST", "/healthz")],
 )
 async def test_wrong_method_is_405(pod: Pod, method: str, path: str) -> None:
     status, body = await pod.call(method, path)
@@ -90,16 +94,16 @@ async def test_unknown_path_is_json_404(pod: Pod) -> None:
 
 async def test_epoch_order_409_and_renewal(pod: Pod, count_server: CountServer) -> None:
     body = simple_plan(count_server, epoch=5, rate=10)
-    assert (await pod.put_plan(body))["renewed"] is False
-    assert (await pod.put_plan(body))["renewed"] is True  # same epoch: idempotent renewal
-    status, answer = await pod.call("PUT", "/v1/plan", json={**body, "epoch": 4})
+    assert (await pod.put_plan(body)).renewed is False
+    assert (await pod.put_plan(body)).renewed is True  # same epoch: idempotent renewal
+    status, answer = await pod.call("PUT", PLAN_PATH, json={**body.to_wire(), "epoch": 4})
     assert status == 409
     assert answer["currentEpoch"] == 5
     # A same-epoch renewal may carry a new rate: it applies at once.
-    await pod.put_plan({**body, "rate": 20})
+    await pod.put_plan(body.model_copy(update={"rate": 20}))
     stats = await pod.stats()
-    assert (stats["epoch"], stats["rate"]) == (5, 20)
-    assert (await pod.put_plan({**body, "epoch": 6}))["renewed"] is False
+    assert (stats.epoch, stats.rate) == (5, 20)
+    assert (await pod.put_plan(body.model_copy(update={"epoch": 6}))).renewed is False
     await pod.drain()
 
 
@@ -107,10 +111,10 @@ async def test_stats_are_pod_stats(pod: Pod, count_server: CountServer) -> None:
     await pod.put_plan(simple_plan(count_server, "/api-stats", rate=300))
 
     async def some_requests() -> bool:
-        return bool((await pod.stats())["requests"] >= 100)
+        return (await pod.stats()).requests >= 100
 
-    await wait_for(some_requests)
-    raw = await pod.stats()
+    await wait_until(some_requests)
+    raw = await pod.raw_stats()
     stats = PodStats.model_validate(raw)
     assert stats.pod == "test-pod"
     assert stats.targets["t"].outcomes.get("2xx", 0) >= 100
@@ -129,29 +133,32 @@ async def test_lease_expiry_stops_traffic(
     await pod.put_plan(body)
 
     async def expired() -> bool:
-        return bool((await pod.stats())["leaseExpired"])
+        return (await pod.stats()).lease_expired
 
-    await wait_for(expired, timeout_s=3.0)
+    await wait_until(expired, 3.0)
     expired_at = time.time()
     stats = await pod.stats()
-    assert stats["rate"] == 0
+    assert stats.rate == 0
     assert any("lease expired" in r.getMessage() for r in caplog.records)
     before = await count_server.count(path)
     assert before >= 100  # it did send while the lease held
-    await asyncio.sleep(0.3)
-    assert await count_server.count(path) == before  # the server count stops growing
+
+    async def count_unchanged() -> bool:
+        return await count_server.count(path) == before
+
+    await holds_for(count_unchanged, 0.3, what="no traffic after lease expiry")
     assert await count_server.count(path, expired_at + 0.05) == 0
     _, metrics = await pod.call("GET", "/metrics", token=None)
     assert 'kar98k_lease_expired{loadtest="lt-test",pod="test-pod"} 1.0' in metrics
 
     # A renewal (same epoch) brings the load back.
     await pod.put_plan(body)
-    assert not (await pod.stats())["leaseExpired"]
+    assert not (await pod.stats()).lease_expired
 
     async def sending_again() -> bool:
         return await count_server.count(path) > before
 
-    await wait_for(sending_again, timeout_s=2.0)
+    await wait_until(sending_again, 2.0)
     await pod.drain()
 
 
@@ -163,52 +170,57 @@ async def test_drain_waits_for_in_flight_and_returns_final_stats(
     await pod.put_plan(body)
 
     async def some_requests() -> bool:
-        return bool((await pod.stats())["requests"] >= 50)
+        return (await pod.stats()).requests >= 50
 
-    await wait_for(some_requests)
+    await wait_until(some_requests)
     await count_server.stall(0.4)  # requests now hang for up to 400 ms
 
     async def in_flight() -> bool:
         return pod.runtime.pacer.in_flight > 0
 
-    await wait_for(in_flight)
+    await wait_until(in_flight)
     drain = asyncio.create_task(pod.drain(timeout_s=5.0))
     status, _ = await wait_ready_status(pod, 503)
     assert status == 503  # not ready while draining ...
-    status, answer = await pod.call("PUT", "/v1/plan", json={**body, "epoch": 9})
+    status, answer = await pod.call("PUT", PLAN_PATH, json={**body.to_wire(), "epoch": 9})
     assert status == 503, answer  # ... and no plans meanwhile
     final = await drain
-    assert final["inFlight"] == 0
-    assert final["draining"] is True
-    assert final["rate"] == 0
-    sent = sum(count for _, count in final["sentPerSecond"]) + pod.runtime.recorder.sent.count
-    assert final["requests"] == sent  # every send that started was waited for and recorded
+    assert final.in_flight == 0
+    assert final.draining is True
+    assert final.rate == 0
+    sent = sum(count for _, count in final.sent_per_second) + pod.runtime.recorder.sent.count
+    assert final.requests == sent  # every send that started was waited for and recorded
     arrived = await count_server.count(path)
-    await asyncio.sleep(0.2)
-    assert await count_server.count(path) == arrived  # nothing more is sent
+
+    async def nothing_more() -> bool:
+        return await count_server.count(path) == arrived
+
+    await holds_for(nothing_more, 0.2, what="no sends after the drain")
 
     status, _ = await pod.call("GET", "/readyz", token=None)
     assert status == 200
-    status, answer = await pod.call("PUT", "/v1/plan", json=body)  # same epoch after drain
+    status, answer = await pod.call("PUT", PLAN_PATH, json=body.to_wire())  # same epoch
     assert status == 409, answer
-    assert (await pod.put_plan({**body, "epoch": 4}))["renewed"] is False
+    assert (await pod.put_plan(body.model_copy(update={"epoch": 4}))).renewed is False
     await pod.drain()
 
 
 async def wait_ready_status(pod: Pod, want: int) -> tuple[int, object]:
-    deadline = time.monotonic() + 2.0
-    while True:
-        status, body = await pod.call("GET", "/readyz", token=None)
-        if status == want or time.monotonic() > deadline:
-            return status, body
-        await asyncio.sleep(0.01)
+    seen: list[tuple[int, object]] = []
+
+    async def answered() -> bool:
+        seen.append(await pod.call("GET", "/readyz", token=None))
+        return seen[-1][0] == want
+
+    await wait_until(answered, 2.0, what=f"/readyz {want}")
+    return seen[-1]
 
 
 async def test_drain_body_is_validated(pod: Pod) -> None:
-    status, body = await pod.call("POST", "/v1/drain", json={"timeoutSeconds": -1})
+    status, body = await pod.call("POST", DRAIN_PATH, json={"timeoutSeconds": -1})
     assert status == 400
     assert body["details"][0].startswith("timeoutSeconds: ")
-    status, body = await pod.call("POST", "/v1/drain")  # no body: default timeout
+    status, body = await pod.call("POST", DRAIN_PATH)  # no body: default timeout
     assert status == 200
     assert body["inFlight"] == 0
 
@@ -232,13 +244,11 @@ async def test_plan_change_reuses_unchanged_executors(pod: Pod, count_server: Co
     assert after["a"] is before["a"]  # unchanged definition: same executor
     assert after["b"] is not before["b"] and before["b"].retired
     assert not after["a"].retired and "c" in after
-    reweighted = {
-        **second,
-        "targets": [{**second["targets"][0], "weight": 5}, *second["targets"][1:]],
-    }
+    heavier = second.targets[0].model_copy(update={"weight": 5})
+    reweighted = second.model_copy(update={"targets": [heavier, *second.targets[1:]]})
     await pod.put_plan(reweighted)  # only a weight changed: same executor, new weight
     assert pod.runtime.pacer.slots[0] is after["a"] and after["a"].weight == 5
-    await pod.put_plan({**reweighted, "maxInFlight": 8})  # pool size changed: all rebuilt
+    await pod.put_plan(reweighted.model_copy(update={"max_in_flight": 8}))  # all rebuilt
     assert all(s is not after[s.name] for s in pod.runtime.pacer.slots)
 
 
@@ -247,9 +257,9 @@ async def test_metrics_content(pod: Pod, count_server: CountServer) -> None:
     await pod.put_plan(simple_plan(count_server, "/metrics-t", rate=250, labels=labels))
 
     async def some_requests() -> bool:
-        return bool((await pod.stats())["requests"] >= 50)
+        return (await pod.stats()).requests >= 50
 
-    await wait_for(some_requests)
+    await wait_until(some_requests)
     status, text = await pod.call("GET", "/metrics", token=None)
     assert status == 200
     families = {f.name: f for f in text_string_to_metric_families(text)}
@@ -287,10 +297,10 @@ async def test_metrics_content(pod: Pod, count_server: CountServer) -> None:
 
 async def test_pod_survives_odd_input(pod: Pod) -> None:
     for method, path, data in [
-        ("PUT", "/v1/plan", b'{"epoch": 1e400, "rate": 1}'),
-        ("PUT", "/v1/plan", b'{"epoch": 1, "rate": "fast", "targets": {}}'),
-        ("PUT", "/v1/plan", '{"epoch": 1, "labels": {"a": "\u00e9\U0001f600"}}'.encode()),
-        ("POST", "/v1/drain", b'{"timeoutSeconds": "soon"}'),
+        ("PUT", PLAN_PATH, b'{"epoch": 1e400, "rate": 1}'),
+        ("PUT", PLAN_PATH, b'{"epoch": 1, "rate": "fast", "targets": {}}'),
+        ("PUT", PLAN_PATH, '{"epoch": 1, "labels": {"a": "\u00e9\U0001f600"}}'.encode()),
+        ("POST", DRAIN_PATH, b'{"timeoutSeconds": "soon"}'),
         ("GET", "/nope", b""),
     ]:
         status, _ = await pod.call(method, path, data=data)
@@ -309,11 +319,12 @@ async def test_executor_failure_rejects_the_whole_plan(count_server: CountServer
     runtime.start()
     try:
         good = target("good", count_server.url("/x"))
-        runtime.apply(Plan.model_validate(plan([good], rate=0)))
+        runtime.apply(plan([good], rate=0))
         slot = runtime.pacer.slots[0]
-        bad = plan([{**good, "weight": 2}, target("broken", count_server.url("/y"))], epoch=2)
+        heavier = good.model_copy(update={"weight": 2})
+        bad = plan([heavier, target("broken", count_server.url("/y"))], epoch=2)
         with pytest.raises(PlanRejected):
-            runtime.apply(Plan.model_validate(bad))
+            runtime.apply(bad)
         assert runtime.epoch == 1 and runtime.pacer.slots == [slot] and slot.weight == 1
     finally:
         await runtime.close()

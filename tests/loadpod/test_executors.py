@@ -15,7 +15,7 @@ from kar98k.demo import proto as demo_proto
 from kar98k_loadpod.executors import Executor, make_executor
 from kar98k_loadpod.executors.grpc_reflection import resolve_request
 from kar98k_loadpod.executors.outcome import exception_outcome, grpc_outcome, http_outcome
-from servers_plugin import executors_closed_after
+from kit.servers import executors_closed_after
 
 ExecutorFactory = Callable[..., Executor]
 
@@ -65,20 +65,7 @@ def test_exception_classification() -> None:
     assert exception_outcome(ValueError()) == "error"
 
 
-# -- HTTP/1.1 -------------------------------------------------------------------------
-
-
-async def test_http1_outcomes(http1_server: DemoHttpServer, executor: ExecutorFactory) -> None:
-    base = http1_server.url
-    assert await outcomes(executor(url=base + "/fast")) == ["2xx"] * 3
-    assert await outcomes(executor(url=base + "/status/503")) == ["5xx"] * 3
-    assert await outcomes(executor(url=base + "/status/404")) == ["4xx"] * 3
-    # Redirects are not followed: the 3xx itself is the outcome.
-    assert await outcomes(executor(url=base + "/status/302")) == ["3xx"] * 3
-    post = executor(url=base + "/fast", method="POST", body='{"x": 1}')
-    assert await outcomes(post) == ["2xx"] * 3
-    assert http1_server.counter.count("/fast") == 6
-    assert http1_server.counter.by_protocol == {"1.1": 15}
+# -- HTTP (what every HTTP executor does is in test_http_executors.py) ----------------
 
 
 async def test_http1_keep_alive_pool_reused(
@@ -88,85 +75,6 @@ async def test_http1_keep_alive_pool_reused(
     results = await asyncio.gather(*(ex.send() for _ in range(200)))
     assert results == ["2xx"] * 200
     assert http1_server.counter.count("/fast") == 200
-
-
-async def test_http1_timeout(http1_server: DemoHttpServer, executor: ExecutorFactory) -> None:
-    ex = executor(url=http1_server.url + "/slow", timeout="20ms")
-    assert await outcomes(ex, 2) == ["timeout"] * 2
-
-
-async def test_http1_refused(closed_port: int, executor: ExecutorFactory) -> None:
-    ex = executor(url=f"http://127.0.0.1:{closed_port}/", timeout="1s")
-    assert await outcomes(ex, 2) == ["connect_error"] * 2
-    assert await ex.probe() is False
-
-
-async def test_http1_header_env_expansion(
-    http1_server: DemoHttpServer, monkeypatch: pytest.MonkeyPatch, executor: ExecutorFactory
-) -> None:
-    monkeypatch.setenv("KAR98K_TEST_TOKEN", "s3cret")
-    ex = executor(
-        url=http1_server.url + "/fast",
-        headers={"Authorization": "Bearer ${KAR98K_TEST_TOKEN}", "X-Plain": "v"},
-    )
-    assert await ex.send() == "2xx"
-    seen = http1_server.last_headers
-    assert seen["authorization"] == "Bearer s3cret"
-    assert seen["x-plain"] == "v"
-
-
-async def test_http1_tls_verification(
-    http1_tls_server: DemoHttpServer, executor: ExecutorFactory
-) -> None:
-    url = http1_tls_server.url + "/fast"
-    assert url.startswith("https://")
-    assert await executor(url=url).send() == "connect_error"  # untrusted CA
-    assert await executor(url=url, tls_insecure_skip_verify=True).send() == "2xx"
-
-
-async def test_http1_tls_trusted_ca(
-    http1_tls_server: DemoHttpServer, trust_test_ca: object, executor: ExecutorFactory
-) -> None:
-    assert await executor(url=http1_tls_server.url + "/fast").send() == "2xx"
-
-
-async def test_http1_probe(http1_server: DemoHttpServer, executor: ExecutorFactory) -> None:
-    ex = executor(url=http1_server.url + "/fast", health_check={"path": "/healthz"})
-    assert await ex.probe() is True
-    http1_server.set_healthy(False)
-    assert await ex.probe() is False
-    redirect = executor(url=http1_server.url + "/", health_check={"path": "/status/302"})
-    assert await redirect.probe() is True  # 200-399 is healthy
-    assert http1_server.counter.count("/healthz") == 2
-
-
-# -- HTTP/2 ---------------------------------------------------------------------------
-
-
-async def test_h2c_prior_knowledge(h2c_server: DemoH2Server, executor: ExecutorFactory) -> None:
-    ex = executor(url=h2c_server.url + "/fast", protocol="http2")
-    results = await asyncio.gather(*(ex.send() for _ in range(20)))
-    assert results == ["2xx"] * 20
-    assert h2c_server.counter.by_protocol == {"2": 20}
-
-
-async def test_h2_over_tls_negotiates_h2(
-    h2_tls_server: DemoH2Server, executor: ExecutorFactory
-) -> None:
-    url = h2_tls_server.url + "/fast"
-    assert url.startswith("https://")
-    assert await executor(url=url, protocol="http2").send() == "connect_error"  # untrusted
-    ex = executor(url=url, protocol="http2", tls_insecure_skip_verify=True)
-    assert await outcomes(ex) == ["2xx"] * 3
-    assert h2_tls_server.counter.by_protocol == {"2": 3}
-
-
-async def test_h2_tls_trusted_ca(
-    h2_tls_server: DemoH2Server, trust_test_ca: object, executor: ExecutorFactory
-) -> None:
-    ex = executor(url=h2_tls_server.url + "/status/503", protocol="http2")
-    assert await ex.send() == "5xx"
-    assert h2_tls_server.counter.by_protocol == {"2": 1}
 
 
 async def test_h2_timeout_then_recovers(
@@ -181,29 +89,6 @@ async def test_h2_timeout_then_recovers(
     while await ex.send() != "2xx":
         assert asyncio.get_running_loop().time() < first_ok
     assert await outcomes(ex) == ["2xx"] * 3
-
-
-async def test_h2_refused_and_headers(
-    h2c_server: DemoH2Server,
-    closed_port: int,
-    monkeypatch: pytest.MonkeyPatch,
-    executor: ExecutorFactory,
-) -> None:
-    refused = executor(url=f"http://127.0.0.1:{closed_port}/", protocol="http2", timeout="1s")
-    assert await refused.send() == "connect_error"
-    monkeypatch.setenv("KAR98K_TEST_TOKEN", "h2-secret")
-    ex = executor(
-        url=h2c_server.url + "/fast", protocol="http2", headers={"X-Token": "${KAR98K_TEST_TOKEN}"}
-    )
-    assert await ex.send() == "2xx"
-    assert h2c_server.last_headers["x-token"] == "h2-secret"
-
-
-async def test_h2_probe(h2c_server: DemoH2Server, executor: ExecutorFactory) -> None:
-    ex = executor(url=h2c_server.url + "/fast", protocol="http2", health_check={"path": "/healthz"})
-    assert await ex.probe() is True
-    h2c_server.set_healthy(False)
-    assert await ex.probe() is False
 
 
 # -- gRPC -----------------------------------------------------------------------------

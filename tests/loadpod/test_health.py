@@ -11,7 +11,7 @@ from kar98k.demo import DemoGrpcServer, DemoH2Server, DemoHttpServer
 from kar98k_loadpod.executors import Executor, make_executor
 from kar98k_loadpod.health import HealthMonitor
 from kar98k_loadpod.targets import Target
-from servers_plugin import wait_until
+from kit.wait import holds_for, wait_until
 
 HEALTH = "/grpc.health.v1.Health/Check"
 
@@ -215,8 +215,7 @@ async def test_removed_target_stops_probing(monitor: tuple[HealthMonitor, Change
     mon.update({})
     await asyncio.sleep(0)  # let the cancellation land
     seen = ex.probes
-    await asyncio.sleep(0.15)  # five intervals: absence of probes, not synchronisation
-    assert ex.probes == seen
+    await holds_for(lambda: ex.probes == seen, 0.15, what="no probes")  # five intervals
     assert mon.is_healthy("a")  # forgotten, so no longer reported unhealthy
     assert mon.snapshot() == {}
 

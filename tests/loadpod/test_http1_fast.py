@@ -17,6 +17,7 @@ from aiohttp import web
 from kar98k_loadpod.executors import Http1Executor, make_executor
 from kar98k_loadpod.executors.http1_fast import FastHttp1Executor, render_request
 from kar98k_loadpod.targets import Target
+from kit.wait import wait_until
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -128,13 +129,6 @@ def target(url: str, **extra: Any) -> Target:
     return Target.model_validate({"name": "t", "url": url, **extra})
 
 
-async def until(condition: Callable[[], bool], within: float = 5.0) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
-
-
 async def sends(executor: FastHttp1Executor, n: int) -> list[str]:
     return [await executor.send() for _ in range(n)]
 
@@ -195,7 +189,7 @@ async def scenario_server_closes_idle_keep_alive_connection(_: Server) -> None:
     try:
         assert await ex.send() == "2xx"
         # The server drops the idle connection; the pool notices and forgets it.
-        await until(lambda: ex._pool is not None and not ex._pool.idle)
+        await wait_until(lambda: ex._pool is not None and not ex._pool.idle)
         assert await ex.send() == "2xx"
         assert len(srv.peers) == 2
     finally:
@@ -221,12 +215,14 @@ async def scenario_timeout_then_recovers(server: Server) -> None:
 async def scenario_timed_out_connection_is_not_reused(_: Server) -> None:
     """A late reply must never be taken as the answer to the next request."""
     seen = 0
+    late_reply_sent = asyncio.Event()
 
     async def sometimes_slow(_: web.Request) -> web.StreamResponse:
         nonlocal seen
         seen += 1
         if seen == 1:
             await asyncio.sleep(0.5)
+            late_reply_sent.set()
             return web.Response(status=500)
         return web.Response(text="ok")
 
@@ -235,7 +231,8 @@ async def scenario_timed_out_connection_is_not_reused(_: Server) -> None:
     try:
         assert await ex.send() == "timeout"
         assert await ex.send() == "2xx"
-        await asyncio.sleep(0.5)
+        await asyncio.wait_for(late_reply_sent.wait(), 5.0)
+        await asyncio.sleep(0.05)  # the late bytes reach the client
         assert await ex.send() == "2xx"
         assert len(srv.peers) == 2
     finally:
@@ -386,12 +383,14 @@ async def scenario_close_without_answer_and_garbage_are_errors(_: Server) -> Non
 
 async def scenario_cancelled_send_retires_its_connection(_: Server) -> None:
     calls = 0
+    late_reply_sent = asyncio.Event()
 
     async def first_slow(_: web.Request) -> web.StreamResponse:
         nonlocal calls
         calls += 1
         if calls == 1:
             await asyncio.sleep(0.5)
+            late_reply_sent.set()
             return web.Response(status=500)
         return web.Response(text="ok")
 
@@ -399,12 +398,13 @@ async def scenario_cancelled_send_retires_its_connection(_: Server) -> None:
     ex = FastHttp1Executor(target(srv.url + "/", timeout=5), 1)
     try:
         task = asyncio.create_task(ex.send())
-        await until(lambda: calls == 1)  # the request is at the server
+        await wait_until(lambda: calls == 1)  # the request is at the server
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
         assert await ex.send() == "2xx"
-        await asyncio.sleep(0.5)  # the late 500 must not surface anywhere
+        await asyncio.wait_for(late_reply_sent.wait(), 5.0)  # the late 500 is on its way ...
+        await asyncio.sleep(0.05)  # ... and has arrived; it must not surface anywhere
         assert await ex.send() == "2xx"
         assert len(srv.peers) == 2
     finally:

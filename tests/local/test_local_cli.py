@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 from kar98k.demo import DemoHttpServer
-from local_kit import alive, kar98k_command, manifest, pod_pids, wait_until, write_manifest
+from kit.manifests import alive, kar98k_command, manifest, pod_pids, write_manifest
+from kit.wait import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -156,7 +157,8 @@ async def test_second_sigint_kills_the_pods_at_once(
     err_lines, reader = collect_stderr(proc)
     await wait_until(lambda: http1_server.counter.count("/fast") >= 20, 20.0)
     http1_server.stall(8.0)  # the drain now waits for requests the server holds
-    await asyncio.sleep(0.3)
+    held_from = http1_server.counter.count("/fast")
+    await wait_until(lambda: http1_server.counter.count("/fast") >= held_from + 5, 5.0)
     proc.send_signal(signal.SIGINT)
     await wait_until(lambda: any("SIGINT: stopping" in line for line in err_lines), 5.0)
     proc.send_signal(signal.SIGINT)

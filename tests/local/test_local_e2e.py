@@ -19,7 +19,8 @@ from kar98k.demo import DemoHttpServer
 from kar98k.local.processes import LocalPods
 from kar98k.pattern import PatternEngine, expected_requests
 from kar98k.spec import parse_manifest
-from local_kit import alive, manifest, wait_until
+from kit.manifests import alive, manifest
+from kit.wait import wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -6,9 +6,10 @@ import asyncio
 import contextlib
 import io
 
+import pytest
 from kar98k.controller import ControllerEvent, LiveStatus, RunSummary
-from kar98k.controller.summary import PodSummary
 from kar98k.local.live import LiveView, progress_line, render
+from kar98k.results import PodSummary
 from rich.console import Console
 
 
@@ -86,6 +87,7 @@ def test_log_line() -> None:
     )
 
 
+@pytest.mark.looptime
 async def test_view_without_a_terminal_prints_lines_and_events() -> None:
     buffer = io.StringIO()
     view = LiveView(Console(file=buffer, width=80), tty=False, duration=10.0, interval=0.05)
@@ -102,6 +104,7 @@ async def test_view_without_a_terminal_prints_lines_and_events() -> None:
     assert all(line.startswith("[   12.3/10s]") for line in lines[1:])  # long lines unwrapped
 
 
+@pytest.mark.looptime
 async def test_view_in_a_terminal_redraws() -> None:
     buffer = io.StringIO()
     console = Console(file=buffer, width=100, force_terminal=True, color_system=None)

@@ -7,11 +7,15 @@ import os
 import signal
 import sys
 
-import aiohttp
 import pytest
 from kar98k.local import processes
 from kar98k.local.processes import LocalPods, PodStartError
-from local_kit import alive, wait_until
+from kar98k_loadpod.protocol import STATS_PATH
+from kit.loadpod import client_for
+from kit.manifests import alive
+from kit.wait import wait_until
+
+pytestmark = pytest.mark.slow  # real load-pod processes
 
 
 async def test_start_ready_kill_and_stop() -> None:
@@ -21,15 +25,11 @@ async def test_start_ready_kill_and_stop() -> None:
         assert len({e.base_url for e in endpoints}) == 2
         assert all(e.base_url.startswith("http://127.0.0.1:") for e in endpoints)
         assert len(pods.token) >= 32
-        async with aiohttp.ClientSession() as session:
-            for endpoint in endpoints:
-                url = endpoint.base_url + "/v1/stats"
-                async with session.get(url) as resp:
-                    assert resp.status == 401  # the token is required
-                auth = {"Authorization": f"Bearer {pods.token}"}
-                async with session.get(url, headers=auth) as resp:
-                    assert resp.status == 200
-                    assert (await resp.json())["pod"] == endpoint.name
+        for endpoint in endpoints:
+            async with client_for(endpoint.base_url, endpoint.name, pods.token) as pod:
+                status, _ = await pod.call("GET", STATS_PATH, token=None)
+                assert status == 401  # the token is required
+                assert (await pod.stats()).pod == endpoint.name
         pids = [p.pid for p in pods.pods]
         os.kill(pids[1], signal.SIGKILL)
         await wait_until(lambda: len(pods.endpoints()) == 1, 5.0)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from kar98k.controller.summary import Check, RunSummary
+from kar98k.results import Check, RunSummary
 from kar98k.spec import parse_spec
 from kar98k_operator.lifecycle.finishing import outcome
 from kar98k_operator.lifecycle.resume import Finished, NewRun, Resume, next_step

@@ -8,7 +8,7 @@ import itertools
 from typing import Any
 
 import pytest
-from kar98k.controller.summary import LatencyPair, LatencySummary, RunSummary, TargetSummary
+from kar98k.results import LatencyPair, LatencySummary, RunSummary, TargetSummary
 from kar98k.spec import parse_spec
 from kar98k_operator import names
 from kar98k_operator.children import (

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from kar98k.pattern import PatternEngine, expected_requests, row_count
 from kar98k.spec import load_manifest
-from pattern_helpers import MONDAY, make_engine
+from kit.patterns import MONDAY, make_engine
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "loadtest.yaml"
 
@@ -108,6 +108,7 @@ def test_same_seed_same_curve_other_seed_other_curve() -> None:
     assert one != [p.rate for p in busy_engine(seed=2).series(1800, 1.0)]
 
 
+@pytest.mark.slow
 def test_a_week_at_one_second_is_cheap() -> None:
     engine = busy_engine()
     began = time.perf_counter()

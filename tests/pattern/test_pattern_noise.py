@@ -8,7 +8,7 @@ import math
 import pytest
 from kar98k.pattern.perlin import GAIN, WEIGHTS, PerlinNoise
 from kar98k.pattern.spring import MODEL, SQUASH, STEP, SpringNoise
-from pattern_helpers import make_engine
+from kit.patterns import make_engine
 
 
 def gaussian_expectation(f: object, points: int = 4001, reach: float = 10.0) -> float:

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from kar98k.pattern.schedule import Schedule, weekly_table
 from kar98k.spec.model import ScheduleEntry
-from pattern_helpers import MONDAY, make_engine
+from kit.patterns import MONDAY, make_engine
 
 HOUR = 3600.0
 

@@ -7,7 +7,7 @@ import math
 
 import pytest
 from kar98k.pattern.spikes import RandomSpikes, SpikeShape
-from pattern_helpers import make_engine, make_pattern
+from kit.patterns import make_engine, make_pattern
 
 N_GAPS = 20_000
 

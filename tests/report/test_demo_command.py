@@ -72,19 +72,29 @@ def test_bad_report_extension_fails_before_starting(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def _demo_children() -> set[int]:
-    """Pids of demo target processes (to prove none outlives its run)."""
+def _demo_children(cwd: Path) -> set[int]:
+    """Pids of demo target processes started in `cwd` (this test's own; other runs on the same
+    machine start theirs elsewhere), to prove none outlives its run."""
     pids = set()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            where = (entry / "cwd").resolve()
         except OSError:
             continue
-        if b"kar98k.commands.demo" in cmdline and b"--child" in cmdline:
+        if b"kar98k.commands.demo" in cmdline and b"--child" in cmdline and where == cwd.resolve():
             pids.add(int(entry.name))
     return pids
+
+
+def _no_demo_children_left(cwd: Path, within: float = 5.0) -> None:
+    """The demo target exits with its run: none is left after `within` seconds."""
+    deadline = time.monotonic() + within
+    while left := _demo_children(cwd):
+        assert time.monotonic() < deadline, f"demo target processes left behind: {left}"
+        time.sleep(0.05)
 
 
 def _counts(stdout: str) -> tuple[int, int, int, int]:
@@ -96,7 +106,6 @@ def _counts(stdout: str) -> tuple[int, int, int, int]:
 
 @pytest.mark.slow
 def test_demo_runs_all_three_protocols_and_writes_reports(tmp_path: Path) -> None:
-    before = _demo_children()
     started = time.monotonic()
     result = subprocess.run(
         [str(KAR98K), "demo", "--duration", "8s", "--no-live", "--seed", "3"],
@@ -123,13 +132,12 @@ def test_demo_runs_all_three_protocols_and_writes_reports(tmp_path: Path) -> Non
     html = (tmp_path / "kar98k-demo-report.html").read_text(encoding="utf-8")
     assert '<svg id="chart-rate"' in html
     assert "open file://" in result.stdout
-    assert _demo_children() <= before
+    _no_demo_children_left(tmp_path)
 
 
 @pytest.mark.slow
 def test_ctrl_c_drains_while_the_target_keeps_answering(tmp_path: Path) -> None:
     """Ctrl-C reaches the runner, not the target (own session): the drain sees no connect errors."""
-    before = _demo_children()
     process = subprocess.Popen(
         [str(KAR98K), "demo", "--duration", "60s", "--no-live", "--report", "r.json"],
         cwd=tmp_path,
@@ -150,4 +158,4 @@ def test_ctrl_c_drains_while_the_target_keeps_answering(tmp_path: Path) -> None:
     assert doc["interrupted"] is True
     assert "connect_error" not in doc["outcomes"]
     assert _counts(stdout)[0] >= doc["requests_total"]
-    assert _demo_children() <= before
+    _no_demo_children_left(tmp_path)

@@ -7,9 +7,9 @@ from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
 
-from kar98k.controller.summary import RunSummary, SeriesPoint, TargetSummary
 from kar98k.report import write_report
 from kar98k.report.charts import MAX_POINTS
+from kar98k.results import RunSummary, SeriesPoint, TargetSummary
 
 CHART_IDS = ("chart-rate", "chart-latency", "chart-outcomes")
 XSS_TARGET = '"><img src=x onerror=alert(1)><script>alert(2)</script>'

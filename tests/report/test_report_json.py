@@ -10,8 +10,7 @@ from typing import Any
 
 import jsonschema
 import pytest
-from kar98k.controller import summary as summary_models
-from kar98k.controller.summary import Check, RunSummary
+from kar98k import results as summary_models
 from kar98k.report import (
     SCHEMA_VERSION,
     ReportFormatError,
@@ -19,6 +18,7 @@ from kar98k.report import (
     report_schema,
     write_report,
 )
+from kar98k.results import Check, RunSummary
 from pydantic import BaseModel
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "report-schema.md"

@@ -6,8 +6,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
 
-from kar98k.controller.summary import Check, RunSummary
 from kar98k.report import write_report
+from kar98k.results import Check, RunSummary
 
 
 def _suite(path: Path) -> ET.Element:

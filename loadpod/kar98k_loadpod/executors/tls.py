@@ -6,12 +6,9 @@ import logging
 import os
 import ssl
 
-try:  # certifi ships with httpx; containers without a system CA store still verify.
-    import certifi
+import certifi
 
-    _CERTIFI: str | None = certifi.where()
-except ImportError:  # pragma: no cover - certifi is a dependency of httpx
-    _CERTIFI = None
+_CERTIFI = certifi.where()  # containers without a system CA store still verify
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +20,7 @@ def client_context(*, verify: bool, alpn: list[str] | None = None) -> ssl.SSLCon
     """
     if verify:
         ctx = ssl.create_default_context()  # honours SSL_CERT_FILE / SSL_CERT_DIR
-        if _CERTIFI is not None:
-            ctx.load_verify_locations(cafile=_CERTIFI)
+        ctx.load_verify_locations(cafile=_CERTIFI)
         extra = os.environ.get("SSL_CERT_FILE")
         if extra and os.path.isfile(extra):
             try:

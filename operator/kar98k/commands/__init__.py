@@ -1,4 +1,4 @@
-"""The `kar98k` sub-commands, one module each (see kar98k.cli.COMMANDS).
+"""The `kar98k` sub-commands, one module each (listed in kar98k.cli.COMMANDS).
 
 Each module defines `register(subparsers: Subparsers) -> None`, which adds a parser and sets
 `handler` (a `Handler`) as a default. Exit codes: 0 success, 1 the input is wrong or the run

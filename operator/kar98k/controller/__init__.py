@@ -1,8 +1,9 @@
 """Controller core: tick loop, rate split, plan push, stats pull and merge (no kopf here)."""
 
+from kar98k.results import LiveStatus, RunSummary
+
 from .core import Controller
 from .events import ControllerEvent
 from .pods import PodEndpoint, PodSource
-from .summary import LiveStatus, RunSummary
 
 __all__ = ["Controller", "ControllerEvent", "LiveStatus", "PodEndpoint", "PodSource", "RunSummary"]

@@ -2,6 +2,10 @@
 
 Before run() begins (and after it ends) elapsed time is wall time since `start`; while it runs,
 both derive from the loop's monotonic clock, so a wall-clock step never jolts the curve.
+
+The wall clock is injected (`wall`, unix seconds); the monotonic clock is the event loop's. A
+test on a fake loop clock (looptime) passes `wall=lambda: T0 + loop.time()` and the whole run,
+ticks, leases and series, happens at exact, repeatable instants in no real time.
 """
 
 from __future__ import annotations
@@ -9,12 +13,16 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import datetime
+
+WallClock = Callable[[], float]  # unix seconds, like time.time
 
 
 class RunClock:
-    def __init__(self, start: datetime) -> None:
+    def __init__(self, start: datetime, wall: WallClock = time.time) -> None:
         self.start = start  # aware UTC wall time of t = 0
+        self.wall = wall
         self.running = False
         self.mono0 = 0.0  # loop time when the run began
         self.elapsed0 = 0.0  # elapsed time (since t = 0) then
@@ -24,7 +32,7 @@ class RunClock:
         """The run begins now, at loop time `mono`."""
         self.running = True
         self.mono0 = mono
-        self.unix0 = time.time()
+        self.unix0 = self.wall()
         self.elapsed0 = self.unix0 - self.start.timestamp()
 
     def unix(self, mono: float) -> float:
@@ -35,7 +43,7 @@ class RunClock:
 
     def elapsed_now(self) -> float:
         if not self.running:
-            return (datetime.now(UTC) - self.start).total_seconds()
+            return self.wall() - self.start.timestamp()
         return self.elapsed(asyncio.get_running_loop().time())
 
     def end_at(self, duration: float | None) -> float:

@@ -7,7 +7,7 @@ pulls the pods' cumulative stats and merges them. At `spec.duration` (or `stop()
 pushing, drains every pod and returns the final RunSummary. No kopf, no kubernetes here.
 
 The parts: `clock` (elapsed and unix time of the run), `events` (what the listener is told),
-`fleet` (pod bookkeeping and plan pushes), `plan` (what a push carries), `collector` (stats
+`fleet` (pod bookkeeping and plan pushes), `plan` (what a tick pushes), `collector` (stats
 pulls, drains and merges), `summarize` (the RunSummary of it all); this module runs the ticks.
 """
 
@@ -22,18 +22,18 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from kar98k.pattern import PatternEngine, PatternPoint
+from kar98k.results import ControllerFigures, LiveStatus, RunSummary
 from kar98k.spec.model import LoadTestSpec
 
-from .clock import RunClock
+from .clock import RunClock, WallClock
 from .collector import StatsCollector
 from .events import ControllerEvent, Events
 from .fleet import PodFleet
 from .merge import Merged
-from .plan import encode_plan
-from .pods import PodClient, PodSource
+from .plan import TickPlan
+from .pods import PodApi, PodClient, PodSource
 from .series import SeriesBook
 from .summarize import build_summary
-from .summary import ControllerFigures, LiveStatus, RunSummary
 from .ticks import LagRecorder
 
 __all__ = ["Controller", "ControllerEvent"]
@@ -60,7 +60,11 @@ class Controller:
         on_event: Callable[[ControllerEvent], None] | None = None,
         tick_interval: float = 0.1,
         stats_interval: float = 2.0,
+        clock: WallClock = time.time,
+        client: PodApi | None = None,
     ) -> None:
+        """`clock` is the wall clock (unix seconds); the monotonic clock is the event loop's.
+        `client` talks to the pods (default: a `PodClient` opened for the run)."""
         if start.tzinfo is None:
             start = start.replace(tzinfo=UTC)
         self.name = name
@@ -69,18 +73,18 @@ class Controller:
         self.stats_interval = stats_interval
         self.lease_seconds = max(LEASE_SECONDS, 5 * tick_interval)
         self._spec = spec
-        self._clock = RunClock(start.astimezone(UTC))
+        self._clock = RunClock(start.astimezone(UTC), clock)
+        self._client = client
         self._events = Events(name, self._clock, on_event)
-        self._fleet = PodFleet(source, name=name, emit=self._events.emit, plan_body=self._plan_body)
+        self._fleet = PodFleet(source, name=name, emit=self._events.emit)
         self._stats = StatsCollector(self._fleet, self._clock)
         self._engine = PatternEngine(spec.pattern, seed=seed, start=self._clock.start)
         self._manual: list[tuple[float, float, float]] = []
-        self._targets_wire = [t.to_wire() for t in spec.targets]
         self._paused = spec.paused
         # Epochs must rise across controller restarts too: wall-clock milliseconds grow 100x
         # faster than ticks add, so a later controller always starts above an earlier one's
         # last epoch; `epoch_base` (the persisted last epoch) covers a clock set backwards.
-        self._epoch_base = max(epoch_base, int(time.time() * 1000))
+        self._epoch_base = max(epoch_base, int(clock() * 1000))
         self._epoch = self._epoch_base
         self._series: SeriesBook | None = None  # None until run() begins
         self._lag = LagRecorder()
@@ -163,8 +167,6 @@ class Controller:
             self._engine = PatternEngine(spec.pattern, seed=self.seed, start=self._clock.start)
             for at, factor, duration in self._manual:
                 self._engine.add_manual_spike(at, factor, duration)
-        if spec.targets != old.targets:
-            self._targets_wire = [t.to_wire() for t in spec.targets]
         self._spec = spec
         if spec.paused != old.paused:
             if spec.paused:
@@ -204,7 +206,8 @@ class Controller:
         clock.begin(asyncio.get_running_loop().time())
         self._last_mono = clock.mono0
         self._series = SeriesBook(clock.start.timestamp())
-        async with PodClient() as client:
+        async with contextlib.AsyncExitStack() as stack:
+            client = self._client or await stack.enter_async_context(PodClient())
             self._fleet.client = client
             self._fleet.sync(initial=True)
             self._events.emit(
@@ -282,7 +285,7 @@ class Controller:
                 self._events.emit("spike-end", f"spike over (rate {rate:.0f}/s)")
         self._rate, self._spike = rate, point.spike_active
         self._epoch = self._epoch_base + self._ticks
-        self._fleet.push_rate(rate, self._epoch, now)
+        self._fleet.push(self._tick_plan(), now)
 
     def _point(self, elapsed: float) -> PatternPoint:
         return self._engine.at(max(0.0, elapsed))
@@ -295,16 +298,17 @@ class Controller:
             )
         self._last_mono = max(self._last_mono, now)
 
-    def _plan_body(self, pod_name: str, share: float, epoch: int) -> bytes:
-        return encode_plan(
+    def _tick_plan(self) -> TickPlan:
+        load_pods = self._spec.load_pods
+        return TickPlan(
             loadtest=self.name,
-            pod=pod_name,
             seed=self.seed,
-            epoch=epoch,
-            share=share,
+            epoch=self._epoch,
+            rate=self._rate,
             lease_seconds=self.lease_seconds,
-            load_pods=self._spec.load_pods,
-            targets=self._targets_wire,
+            max_in_flight=load_pods.max_in_flight,
+            arrival=load_pods.arrival,
+            targets=self._spec.targets,
             spike_active=self._spike,
         )
 

@@ -14,7 +14,10 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .pods import PUSH_TIMEOUT, PodCallError, PodClient, PodEndpoint, PodSource
+from kar98k_loadpod.plan import Plan
+
+from .plan import TickPlan
+from .pods import PUSH_TIMEOUT, PodApi, PodCallError, PodEndpoint, PodSource
 from .split import split_rate
 
 log = logging.getLogger(__name__)
@@ -23,7 +26,6 @@ UNREADY_AFTER = 3  # consecutive failed pushes (~300 ms when a pod refuses conne
 PROBE_INTERVAL = 1.0  # how often an unready pod still in the pool is offered a zero plan
 
 Emit = Callable[[str, str], None]  # (event kind, message)
-PlanBody = Callable[[str, float, int], bytes]  # (pod name, share, epoch) -> encoded plan
 
 
 @dataclass
@@ -48,9 +50,9 @@ class PodState:
 class PodFleet:
     """Pod bookkeeping and push state; `client` is set while the controller runs."""
 
-    def __init__(self, source: PodSource, *, name: str, emit: Emit, plan_body: PlanBody) -> None:
+    def __init__(self, source: PodSource, *, name: str, emit: Emit) -> None:
         self.pods: dict[str, PodState] = {}
-        self.client: PodClient | None = None
+        self.client: PodApi | None = None
         self.unready_after = UNREADY_AFTER
         self.pushes = 0
         self.push_failures = 0
@@ -58,7 +60,6 @@ class PodFleet:
         self._source = source
         self._name = name
         self._emit = emit
-        self._plan_body = plan_body
 
     def in_pool(self) -> list[PodState]:
         return [p for p in self.pods.values() if p.in_source]
@@ -91,46 +92,53 @@ class PodFleet:
                 if was_ready:
                     self._emit("pod-lost", f"{name} left the pod pool; its share moves to the rest")
 
-    def push_rate(self, rate: float, epoch: int, now: float) -> None:
-        """Split `rate` exactly over the serving pods; probe the unready ones that are due."""
+    def push(self, tick: TickPlan, now: float) -> None:
+        """Split the tick's rate exactly over the serving pods; probe the unready ones due."""
         serving = sorted(n for n, p in self.pods.items() if p.serving)
-        for name, share in split_rate(rate, serving).items():
-            self._push(self.pods[name], share, epoch)
+        for name, share in split_rate(tick.rate, serving).items():
+            self._push(self.pods[name], tick, share)
         for pod in self.pods.values():
             if pod.in_source and not pod.ready and now - pod.last_probe >= PROBE_INTERVAL:
                 pod.last_probe = now
-                self._push(pod, 0.0, epoch)
+                self._push(pod, tick, 0.0)
 
-    def _push(self, pod: PodState, share: float, epoch: int) -> None:
+    def _push(self, pod: PodState, tick: TickPlan, share: float) -> None:
         if pod.pending is not None and not pod.pending.done():
             self.pushes_skipped += 1
             return
         self.pushes += 1
-        body = self._plan_body(pod.endpoint.name, share, epoch)
-        pod.pending = asyncio.create_task(self._send_plan(pod, body, epoch, share))
+        try:
+            plan = tick.for_pod(pod.endpoint.name, share)
+        except ValueError as exc:  # e.g. a share above what one pod accepts: as if refused
+            self._failed(pod, PodCallError(pod.endpoint.name, "push plan", f"invalid plan: {exc}"))
+            return
+        pod.pending = asyncio.create_task(self._send_plan(pod, plan))
 
-    async def _send_plan(self, pod: PodState, body: bytes, epoch: int, share: float) -> None:
+    async def _send_plan(self, pod: PodState, plan: Plan) -> None:
         assert self.client is not None
         try:
-            await self.client.push_plan(pod.endpoint, body, within=PUSH_TIMEOUT)
+            await self.client.push_plan(pod.endpoint, plan, within=PUSH_TIMEOUT)
         except PodCallError as exc:
-            pod.failures += 1
-            pod.push_failures += 1
-            self.push_failures += 1
-            pod.last_error = str(exc)
-            if pod.ready and pod.failures >= self.unready_after:
-                pod.ready = False
-                pod.last_probe = asyncio.get_running_loop().time()
-                self._emit(
-                    "pod-lost",
-                    f"{exc} ({pod.failures} pushes failed in a row); "
-                    "marked unready, its share moves to the rest",
-                )
+            self._failed(pod, exc)
             return
-        pod.failures, pod.epoch, pod.share = 0, epoch, share
+        pod.failures, pod.epoch, pod.share = 0, plan.epoch, plan.rate
         if not pod.ready and pod.in_source:
             pod.ready = True
             self._emit("pod-joined", f"{pod.endpoint.name} answers again; it gets a share")
+
+    def _failed(self, pod: PodState, exc: PodCallError) -> None:
+        pod.failures += 1
+        pod.push_failures += 1
+        self.push_failures += 1
+        pod.last_error = str(exc)
+        if pod.ready and pod.failures >= self.unready_after:
+            pod.ready = False
+            pod.last_probe = asyncio.get_running_loop().time()
+            self._emit(
+                "pod-lost",
+                f"{exc} ({pod.failures} pushes failed in a row); "
+                "marked unready, its share moves to the rest",
+            )
 
     async def finish_pushes(self) -> None:
         """Let pushes in flight land before draining, so no plan arrives after the drain."""

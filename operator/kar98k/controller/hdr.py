@@ -21,7 +21,7 @@ from typing import Any
 
 from kar98k_loadpod.histogram import LatencyHistogram
 
-from .summary import LatencySummary
+from kar98k.results import LatencySummary
 
 PERCENTILES = (50.0, 95.0, 99.0)
 Counts = Sequence[int]

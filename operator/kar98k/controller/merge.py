@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from kar98k_loadpod.histogram import LatencyHistogram
 from kar98k_loadpod.stats import PodStats
 
+from kar98k.results import LatencyPair, LatencySummary, TargetSummary
+
 from .hdr import Counts, counts_of, summarize, summarize_counts, summarize_delta
-from .summary import LatencyPair, LatencySummary, TargetSummary
 
 ROLLING_SECONDS = 10.0
 

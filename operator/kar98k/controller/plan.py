@@ -1,41 +1,44 @@
-"""The plan a pod is pushed each tick (PUT /v1/plan), encoded once per push."""
+"""What every pod is pushed on one tick: the shared part of the plan, and each pod's own."""
 
 from __future__ import annotations
 
 import hashlib
-import json
-from typing import Any
+from dataclasses import dataclass
 
-from kar98k.spec.model import LoadPods
+from kar98k_loadpod.plan import Arrival, Plan
+from kar98k_loadpod.targets import Target
 
 
-def encode_plan(
-    *,
-    loadtest: str,
-    pod: str,
-    seed: int,
-    epoch: int,
-    share: float,
-    lease_seconds: float,
-    load_pods: LoadPods,
-    targets: list[dict[str, object]],
-    spike_active: bool,
-) -> bytes:
-    plan: dict[str, Any] = {
-        "epoch": epoch,
-        "rate": share,
-        "leaseSeconds": lease_seconds,
-        "maxInFlight": load_pods.max_in_flight,
-        "arrival": load_pods.arrival.value,
-        "seed": pod_seed(seed, pod),
-        "targets": targets,
-        "labels": {
-            "loadtest": loadtest,
-            "pod": pod,
-            "spikeActive": "true" if spike_active else "false",
-        },
-    }
-    return json.dumps(plan, separators=(",", ":")).encode()
+@dataclass(frozen=True)
+class TickPlan:
+    """The plan of one tick before it is split: every pod gets this with its own share."""
+
+    loadtest: str
+    seed: int
+    epoch: int
+    rate: float  # the whole rate, split over the serving pods
+    lease_seconds: float
+    max_in_flight: int
+    arrival: Arrival
+    targets: list[Target]
+    spike_active: bool
+
+    def for_pod(self, pod: str, share: float) -> Plan:
+        """The plan pod `pod` is pushed when it sends `share` of the rate."""
+        return Plan(
+            epoch=self.epoch,
+            rate=share,
+            lease_seconds=self.lease_seconds,
+            max_in_flight=self.max_in_flight,
+            arrival=self.arrival,
+            seed=pod_seed(self.seed, pod),
+            targets=self.targets,
+            labels={
+                "loadtest": self.loadtest,
+                "pod": pod,
+                "spikeActive": "true" if self.spike_active else "false",
+            },
+        )
 
 
 def pod_seed(seed: int, pod: str) -> int:

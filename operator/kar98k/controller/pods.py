@@ -1,29 +1,28 @@
-"""The controller's side of the load-pod control API: who the pods are and how to talk to them.
+"""Who the controller's pods are. Talking to them is the load pod's own client's job.
 
-Short timeouts everywhere: a pod that does not answer a plan push within half a second is
-treated as failing, so one slow pod can never hold up the tick that feeds the others.
+`PodEndpoint`, `PodClient` and `PodCallError` live in `kar98k_loadpod.client`, next to the
+wire models, so the control API is written down once; they are re-exported here for callers
+that only know the controller.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
-import aiohttp
-from kar98k_loadpod.stats import PodStats, TargetStats
+from kar98k_loadpod.client import PUSH_TIMEOUT, STATS_TIMEOUT, PodCallError, PodClient, PodEndpoint
+from kar98k_loadpod.plan import Plan
+from kar98k_loadpod.protocol import PlanAck
+from kar98k_loadpod.stats import PodStats
 
-PUSH_TIMEOUT = 0.5
-STATS_TIMEOUT = 1.5
-
-
-@dataclass(frozen=True)
-class PodEndpoint:
-    """One load pod as the controller addresses it."""
-
-    name: str  # pod name (local: "pod-0"; k8s: metadata.name)
-    base_url: str  # "http://127.0.0.2:8080"
-    token: str
+__all__ = [
+    "PUSH_TIMEOUT",
+    "STATS_TIMEOUT",
+    "PodApi",
+    "PodCallError",
+    "PodClient",
+    "PodEndpoint",
+    "PodSource",
+]
 
 
 class PodSource(Protocol):
@@ -32,120 +31,14 @@ class PodSource(Protocol):
     def endpoints(self) -> list[PodEndpoint]: ...  # pods believed ready right now
 
 
-class PodCallError(Exception):
-    """A control-API call failed: transport error, timeout or an unexpected status."""
+class PodApi(Protocol):
+    """The three calls the controller makes; `PodClient` is the real one (tests may pass their
+    own, e.g. in-memory pods on a fake clock). Every failure is a PodCallError."""
 
-    def __init__(self, pod: str, what: str, detail: str, status: int | None = None) -> None:
-        self.pod = pod
-        self.status = status
-        super().__init__(f"{pod}: {what}: {detail}")
+    async def push_plan(
+        self, pod: PodEndpoint, plan: Plan, within: float = PUSH_TIMEOUT
+    ) -> PlanAck: ...
 
+    async def stats(self, pod: PodEndpoint, within: float = STATS_TIMEOUT) -> PodStats: ...
 
-_STATS_KEYS = frozenset(f.alias or n for n, f in PodStats.model_fields.items())
-_TARGET_KEYS = frozenset(f.alias or n for n, f in TargetStats.model_fields.items())
-
-
-def parse_stats(data: Any) -> PodStats:
-    """PodStats from a pod's JSON, ignoring fields this controller does not know yet.
-
-    The wire models refuse unknown keys; a newer load pod adding a field must not make an
-    older controller blind, so unknown keys are dropped here before validation.
-    """
-    if not isinstance(data, dict):
-        raise ValueError("stats must be a JSON object")
-    clean = {k: v for k, v in data.items() if k in _STATS_KEYS}
-    targets = clean.get("targets")
-    if isinstance(targets, dict):
-        clean["targets"] = {
-            name: {k: v for k, v in t.items() if k in _TARGET_KEYS} if isinstance(t, dict) else t
-            for name, t in targets.items()
-        }
-    return PodStats.model_validate(clean)
-
-
-class PodClient:
-    """HTTP client for the control API of many pods over one connection pool."""
-
-    def __init__(self) -> None:
-        self._session: aiohttp.ClientSession | None = None
-
-    async def __aenter__(self) -> PodClient:
-        connector = aiohttp.TCPConnector(limit=0, limit_per_host=4, force_close=False)
-        self._session = aiohttp.ClientSession(
-            connector=connector, json_serialize=json.dumps, raise_for_status=False
-        )
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            raise RuntimeError("PodClient used outside 'async with'")
-        return self._session
-
-    async def push_plan(self, pod: PodEndpoint, body: bytes, within: float = PUSH_TIMEOUT) -> None:
-        """PUT /v1/plan with a pre-encoded JSON body; raises PodCallError unless 2xx."""
-        await self._call(pod, "PUT", "/v1/plan", what="push plan", body=body, within=within)
-
-    async def stats(self, pod: PodEndpoint, within: float = STATS_TIMEOUT) -> PodStats:
-        """GET /v1/stats."""
-        data = await self._call(
-            pod, "GET", "/v1/stats", what="pull stats", body=None, within=within
-        )
-        return self._parse(pod, "pull stats", data)
-
-    async def drain(self, pod: PodEndpoint, timeout_seconds: float) -> PodStats:
-        """POST /v1/drain: stop sending, wait for in-flight requests; returns the final stats."""
-        body = json.dumps({"timeoutSeconds": timeout_seconds}).encode()
-        data = await self._call(
-            pod, "POST", "/v1/drain", what="drain", body=body, within=timeout_seconds + 2.0
-        )
-        return self._parse(pod, "drain", data)
-
-    def _parse(self, pod: PodEndpoint, what: str, data: Any) -> PodStats:
-        try:
-            return parse_stats(data)
-        except ValueError as exc:
-            raise PodCallError(pod.name, what, f"bad stats: {exc}") from None
-
-    async def _call(
-        self,
-        pod: PodEndpoint,
-        method: str,
-        path: str,
-        *,
-        what: str,
-        body: bytes | None,
-        within: float,
-    ) -> Any:
-        headers = {"Authorization": f"Bearer {pod.token}"}
-        if body is not None:
-            headers["Content-Type"] = "application/json"
-        url = pod.base_url.rstrip("/") + path
-        try:
-            async with self.session.request(
-                method,
-                url,
-                data=body,
-                headers=headers,
-                timeout=aiohttp.ClientTimeout(total=within),
-            ) as resp:
-                text = await resp.text()
-                if resp.status >= 300:
-                    raise PodCallError(
-                        pod.name, what, f"HTTP {resp.status}: {text[:200]}", resp.status
-                    )
-                return json.loads(text) if text else None
-        except TimeoutError:
-            raise PodCallError(pod.name, what, f"no answer within {within:g}s") from None
-        except aiohttp.ClientError as exc:
-            raise PodCallError(pod.name, what, f"{type(exc).__name__}: {exc}") from None
-        except json.JSONDecodeError as exc:
-            raise PodCallError(pod.name, what, f"answer is not JSON: {exc}") from None
+    async def drain(self, pod: PodEndpoint, timeout_seconds: float) -> PodStats: ...

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import math
 
+from kar98k.results import SeriesPoint
+
 from .merge import Window
-from .summary import SeriesPoint
 
 
 class SeriesBook:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from kar98k import verdict
+from kar98k.results import ControllerFigures, LatencyPair, PodSummary, RunSummary
 from kar98k.spec.model import Thresholds
 
 from .clock import RunClock
@@ -12,7 +13,6 @@ from .collector import StatsCollector
 from .fleet import PodFleet
 from .merge import StatsBook
 from .series import SeriesBook
-from .summary import ControllerFigures, LatencyPair, PodSummary, RunSummary
 
 
 def build_summary(

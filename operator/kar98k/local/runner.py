@@ -12,7 +12,7 @@ import contextlib
 import secrets
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from kar98k.controller import Controller, RunSummary
+from kar98k.report import check_report_path, write_report
 from kar98k.spec.model import LoadTest, LoadTestSpec
 
 from .live import LiveView
@@ -34,7 +35,6 @@ EXIT_HARD_STOP = 130
 MAX_PODS = 64
 LOCAL_STATS_INTERVAL = 1.0  # fresher live figures; a killed pod loses at most ~1 s of counts
 LOCAL_START_TIMEOUT = 60.0
-REPORT_EXTENSIONS = (".json", ".html", ".htm", ".xml")
 
 
 def pick_seed(spec: LoadTestSpec, cli_seed: int | None) -> tuple[int, str]:
@@ -53,42 +53,20 @@ def check_inputs(pods: int, duration: float | None, reports: Sequence[Path]) -> 
         problems.append(f"--pods: must be 1..{MAX_PODS}, got {pods}")
     if duration is not None and duration <= 0:
         problems.append(f"--duration: must be > 0, got {duration:g}s")
-    check = _report_checker()
     for path in reports:
         try:
-            check(Path(path))
+            check_report_path(Path(path))
         except ValueError as exc:
             problems.append(f"--report {path}: {exc}")
     return problems
 
 
-def _report_checker() -> Callable[[Path], None]:
-    try:
-        from kar98k.report import check_report_path  # noqa: PLC0415 - optional until it lands
-    except ImportError:
-
-        def check_report_path(path: Path) -> None:
-            if path.suffix.lower() not in REPORT_EXTENSIONS:
-                raise ValueError("extension must be .json, .html or .xml")
-
-    return check_report_path
-
-
 def write_reports(summary: RunSummary, reports: Sequence[Path], console: Console) -> bool:
     """Write every report; False when one could not be written (each failure is printed)."""
-    write_report: Callable[[RunSummary, Path], None] | None
-    try:
-        from kar98k.report import write_report  # noqa: PLC0415 - optional until it lands
-    except ImportError:
-        write_report = None
     ok = True
     for path in reports:
         try:
-            if write_report is not None:
-                write_report(summary, Path(path))
-            else:
-                Path(path).write_text(summary.model_dump_json(indent=2), encoding="utf-8")
-                console.print(f"kar98k.report is not available: wrote plain JSON to {path}")
+            write_report(summary, Path(path))
         except (OSError, ValueError) as exc:
             console.print(f"[red]could not write report {path}: {exc}[/red]")
             ok = False

@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from kar98k.controller.summary import RunSummary
+from kar98k.results import RunSummary
 
 from .html_report import render_html
 from .json_report import render_json, report_dict

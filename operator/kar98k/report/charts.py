@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from kar98k.controller.summary import SeriesPoint, TargetSummary
+from kar98k.results import SeriesPoint, TargetSummary
 
 from .svg import (
     Frame,

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from kar98k import __version__
-from kar98k.controller.summary import Check, LatencySummary, RunSummary
+from kar98k.results import Check, LatencySummary, RunSummary
 
 from .charts import buckets, latency_chart, outcomes_chart, rate_chart
 from .html_style import CSS

@@ -6,7 +6,7 @@ import json
 import math
 from typing import Any
 
-from kar98k.controller.summary import RunSummary
+from kar98k.results import RunSummary
 
 from .schema import SCHEMA_VERSION
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from kar98k.controller.summary import Check, RunSummary
+from kar98k.results import Check, RunSummary
 
 # Characters XML 1.0 forbids even when escaped; strip them rather than emit an unparsable file.
 _INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")

@@ -374,9 +374,7 @@ class LoadPods(WireModel):
 
     @field_validator("resources")
     @classmethod
-    def _quantities(
-        cls, value: dict[str, dict[str, int | str]]
-    ) -> dict[str, dict[str, int | str]]:
+    def _quantities(cls, value: dict[str, dict[str, int | str]]) -> dict[str, dict[str, int | str]]:
         for kind, quantities in value.items():
             for name, quantity in quantities.items():
                 if isinstance(quantity, bool) or not _QUANTITY.match(str(quantity)):

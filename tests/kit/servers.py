@@ -1,17 +1,15 @@
-"""Pytest fixtures: the real demo target servers on 127.0.0.1, plus a test CA (trustme).
+"""Pytest fixtures (a plugin): the real demo target servers on 127.0.0.1, plus a test CA (trustme).
 
 Registered from tests/conftest.py (`pytest_plugins`), so every test directory can use them:
 http1_server, http1_tls_server, h2c_server, h2_tls_server, grpc_server, grpcs_server,
-closed_port, tls_ca, ca_file and trust_test_ca. `wait_until` polls with a deadline.
+closed_port, tls_ca, ca_file and trust_test_ca; and `executors_closed_after`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import socket
 import ssl
-import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -22,17 +20,6 @@ from kar98k.demo import DemoGrpcServer, DemoH2Server, DemoHttpServer
 from kar98k_loadpod.targets import Target
 
 LOOPBACK = "127.0.0.1"
-
-
-async def wait_until(
-    predicate: Callable[[], bool], within: float = 5.0, interval: float = 0.01
-) -> None:
-    """Poll `predicate` until it holds; fail the test after `within` seconds."""
-    deadline = time.monotonic() + within
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {within} s")
-        await asyncio.sleep(interval)
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Helpers for local-runner tests: manifests, process checks, polling."""
+"""LoadTest manifests for tests, and checks on the processes a local run starts."""
 
 from __future__ import annotations
 
@@ -9,9 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from servers_plugin import wait_until
-
-__all__ = ["alive", "kar98k_command", "manifest", "pod_pids", "wait_until", "write_manifest"]
 
 PID_LINE = re.compile(r"^(pod-\d+) pid (\d+) at (http://127\.0\.0\.1:\d+)$", re.MULTILINE)
 

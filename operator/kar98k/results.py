@@ -1,4 +1,4 @@
-"""What the controller core hands its callers: live status while running, a summary at the end.
+"""Results of a run, below the controller and the verdict: live status and the final summary.
 
 The JSON report of `kar98k run` is `RunSummary.model_dump(mode="json")` (snake_case, documented
 in docs/report-schema.md); the operator copies the same figures into LoadTest status.

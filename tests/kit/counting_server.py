@@ -1,7 +1,8 @@
-"""A loopback HTTP/1.1 target that counts arrivals in 10 ms wall-clock bins, per path.
+"""The counting target: a loopback HTTP/1.1 server that counts arrivals in 10 ms wall-clock
+bins, per path, and its client (`CountServer`, started by `counting_server()`).
 
-Run as its own process (`python counting_server.py`) so it has its own core and the
-load pod's pacing is measured where it matters: at the server. Prints `PORT <n>` when ready.
+The server runs as its own process (`python counting_server.py`) so it has its own core and
+the load pod's pacing is measured where it matters: at the server. Prints `PORT <n>` when ready.
 
 Control endpoints (not counted):
   GET  /__counts?path=/x      {"bins": {"<unix time in 10 ms units>": count, ...}}
@@ -15,11 +16,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import subprocess
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 BIN_S = 0.01
@@ -99,6 +106,67 @@ def main() -> None:
     except KeyboardInterrupt:
         pass
     sys.exit(0)
+
+
+class CountServer:
+    """Client side of the counting server (a separate process with its own event loop)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.base = f"http://127.0.0.1:{port}"
+
+    def url(self, path: str) -> str:
+        return f"{self.base}{path}"
+
+    async def _call(self, method: str, path: str) -> Any:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.request(method, self.base + path) as resp,
+        ):
+            resp.raise_for_status()
+            if resp.content_type == "application/json":
+                return await resp.json()
+            return await resp.text()
+
+    async def bins(self, path: str) -> dict[int, int]:
+        data = await self._call("GET", f"/__counts?path={path}")
+        return {int(k): int(v) for k, v in data["bins"].items()}
+
+    async def count(self, path: str, start: float | None = None, end: float | None = None) -> int:
+        """Arrivals on `path` in whole 10 ms bins covering wall-clock [start, end)."""
+        lo = -1 if start is None else round(start / BIN_S)
+        hi = 1 << 62 if end is None else round(end / BIN_S)
+        return sum(v for b, v in (await self.bins(path)).items() if lo <= b < hi)
+
+    async def stall(self, seconds: float) -> float:
+        data = await self._call("POST", f"/__stall?seconds={seconds}")
+        return float(data["at"])
+
+    async def set_health(self, ok: bool) -> None:
+        await self._call("POST", f"/__health?ok={1 if ok else 0}")
+
+
+@contextlib.contextmanager
+def counting_server() -> Iterator[CountServer]:
+    """Start the counting server process on a free 127.0.0.1 port; stop it afterwards."""
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(__file__)), "--port", "0"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line.startswith("PORT "):
+            raise RuntimeError(f"counting server did not start: {line!r}")
+        yield CountServer(int(line.split()[1]))
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 if __name__ == "__main__":
