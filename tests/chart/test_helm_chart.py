@@ -76,7 +76,6 @@ def test_no_wildcards_and_no_write_access_beyond_children() -> None:
         ("apps", "deployments"),
         ("", "secrets"),
         ("", "events"),
-        ("events.k8s.io", "events"),
     }
 
 

@@ -147,6 +147,25 @@ class Cluster:
                         events.append(event)
         return events
 
+    def calls_by(self, user: str) -> list[dict[str, Any]]:
+        """Every completed API call `user` made (the audit log's ResponseComplete events)."""
+        return self.audit(
+            lambda e: (
+                (e.get("user") or {}).get("username") == user
+                and e.get("stage") == "ResponseComplete"
+            )
+        )
+
+    def forbidden(self, user: str) -> list[str]:
+        """The calls of `user` that RBAC refused (403), as 'verb URI'."""
+        return sorted(
+            {
+                f"{e['verb']} {e['requestURI']}"
+                for e in self.calls_by(user)
+                if (e.get("responseStatus") or {}).get("code") == 403
+            }
+        )
+
     def cordon(self, unschedulable: bool) -> None:
         """Every node (un)schedulable: new pods stay Pending while cordoned."""
         patch = json.dumps({"spec": {"unschedulable": unschedulable or None}})

@@ -111,3 +111,5 @@ async def test_one_replica_acts_and_the_other_takes_over_when_it_dies(
     await asyncio.sleep(1.0)
     assert await target.rate(2.0) > 60 * 0.5, "no traffic after the takeover"
     assert len((await children(api, "ha-load", "steady"))["deployments"]) == 1
+    # Peering included, the replicas did only what the chart's RBAC allows.
+    assert local.forbidden(f"system:serviceaccount:{NAMESPACE}:{RELEASE}-operator") == []

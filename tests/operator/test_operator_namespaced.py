@@ -58,18 +58,6 @@ async def team_api(namespaced: tuple[Cluster, InClusterOperator]) -> AsyncIterat
         yield kube
 
 
-def forbidden_calls(local: Cluster, account: str) -> list[str]:
-    """Calls by the operator's ServiceAccount that RBAC refused (the audit log's 403s)."""
-    user = f"system:serviceaccount:{OPS_NAMESPACE}:{account}"
-    events = local.audit(
-        lambda e: (
-            (e.get("user") or {}).get("username") == user
-            and (e.get("responseStatus") or {}).get("code") == 403
-        )
-    )
-    return sorted({f"{e['verb']} {e['requestURI']}" for e in events})
-
-
 async def test_namespaced_operator_runs_its_namespace_and_leaves_others_alone(
     namespaced: tuple[Cluster, InClusterOperator], team_api: Kube, target: Target
 ) -> None:
@@ -104,7 +92,7 @@ async def test_namespaced_operator_runs_its_namespace_and_leaves_others_alone(
     await delete_and_wait(api, "team-a", "mine")
     await delete_and_wait(api, "team-b", "theirs")
     # Everything it did, it was allowed to do with the namespaced RBAC as shipped.
-    assert forbidden_calls(local, f"{RELEASE}-operator") == []
+    assert local.forbidden(f"system:serviceaccount:{OPS_NAMESPACE}:{RELEASE}-operator") == []
 
 
 def test_namespaced_rbac_is_a_role_in_the_served_namespace_only(

@@ -14,29 +14,31 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "kar98k.loadpodImage" -}}
 {{- .Values.loadpod.image | default (printf "%s:%s" .Values.loadpod.repository (.Values.loadpod.tag | default .Chart.AppVersion)) -}}
 {{- end -}}
-{{/* Rules the operator needs on LoadTests and their children, in any namespace it serves. */}}
+{{/* Rules the operator needs on LoadTests and their children, in any namespace it serves: exactly
+the calls it makes (tests/operator/test_rbac_least_privilege.py compares them with the API
+server's audit log). */}}
 {{- define "kar98k.namespacedRules" -}}
 - apiGroups: ["kar98k.dev"]
   resources: ["loadtests"]
-  verbs: ["get", "list", "watch", "patch", "delete"]
+  verbs: ["list", "watch", "patch", "delete"]
 - apiGroups: ["kar98k.dev"]
   resources: ["loadtests/status"]
-  verbs: ["get", "patch"]
+  verbs: ["patch"]
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+  verbs: ["get", "create", "patch", "delete"]
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "create", "patch", "delete"]
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list", "watch"]
-- apiGroups: ["", "events.k8s.io"]
+  verbs: ["list", "watch"]
+- apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
-{{- if .Values.peering.enabled }}
+  verbs: ["create"]
+{{- if and .Values.peering.enabled (not .Values.watch.clusterWide) }}
 - apiGroups: ["kopf.dev"]
   resources: ["kopfpeerings"]
-  verbs: ["get", "list", "watch", "patch"]
+  verbs: ["list", "watch", "patch"]
 {{- end }}
 {{- end -}}
