@@ -15,10 +15,20 @@ from typing import Any
 
 import yaml
 from kar98k.spec.model import LoadTestSpec
+from kar98k.spec.status import LoadTestStatus
 from pydantic import BaseModel
 
-from .names import CATEGORIES, CRD_NAME, GROUP, KIND, PLURAL, SHORT_NAMES, SINGULAR, VERSION
-from .status import LoadTestStatus
+from .names import (
+    API_VERSION,
+    CATEGORIES,
+    CRD_NAME,
+    GROUP,
+    KIND,
+    PLURAL,
+    SHORT_NAMES,
+    SINGULAR,
+    VERSION,
+)
 
 _DROP = {"title", "$defs"}
 _SIMPLE = {"integer", "string"}
@@ -152,8 +162,8 @@ def openapi_schema() -> dict[str, Any]:
         "description": "A load test: a rate curve against targets, run by a fleet of load pods.",
         "required": ["spec"],
         "properties": {
-            "apiVersion": {"type": "string", "description": "kar98k.dev/v1alpha1"},
-            "kind": {"type": "string", "description": "LoadTest"},
+            "apiVersion": {"type": "string", "description": API_VERSION},
+            "kind": {"type": "string", "description": KIND},
             # The API server refuses anything but `type: object` here (name and generateName
             # aside): it owns the metadata schema.
             "metadata": {"type": "object"},

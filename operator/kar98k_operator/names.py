@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-GROUP = "kar98k.dev"
-VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
+from kar98k.spec import model as _spec
+
+# The API coordinates come from the spec model, where they are said once.
+GROUP = _spec.GROUP
+VERSION = _spec.VERSION
+API_VERSION = _spec.API_VERSION
+KIND = _spec.KIND
+
 PLURAL = "loadtests"
 SINGULAR = "loadtest"
-KIND = "LoadTest"
 SHORT_NAMES = ("lt",)
 CATEGORIES = ("kar98k",)
 CRD_NAME = f"{PLURAL}.{GROUP}"

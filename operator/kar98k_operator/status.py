@@ -12,13 +12,18 @@ import copy
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
-from enum import StrEnum
-from typing import Any, Literal
+from typing import Any
 
 from kar98k.results import LiveStatus, RunSummary
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from kar98k.spec.status import (
+    CheckStatus,
+    ConditionType,
+    LatencyStatus,
+    LoadTestStatus,
+    Phase,
+    TargetStatus,
+    now_rfc3339,
+)
 
 from .kube import Kube, KubeError
 from .names import API_VERSION, PLURAL
@@ -26,155 +31,6 @@ from .names import API_VERSION, PLURAL
 log = logging.getLogger(__name__)
 
 MIN_PATCH_INTERVAL = 2.0
-
-
-class Phase(StrEnum):
-    PENDING = "Pending"
-    STARTING = "Starting"
-    RUNNING = "Running"
-    PAUSED = "Paused"
-    SUCCEEDED = "Succeeded"
-    FAILED = "Failed"
-
-
-ACTIVE_PHASES = frozenset({Phase.STARTING, Phase.RUNNING, Phase.PAUSED})
-FINISHED_PHASES = frozenset({Phase.SUCCEEDED, Phase.FAILED})
-
-
-class ConditionType(StrEnum):
-    PODS_READY = "PodsReady"
-    TARGETS_HEALTHY = "TargetsHealthy"
-    THRESHOLDS_MET = "ThresholdsMet"
-    COMPLETED = "Completed"
-    SPEC_APPLIED = "SpecApplied"
-
-
-class StatusModel(BaseModel):
-    """camelCase on the wire; unknown keys ignored so an older operator can read newer status."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
-
-
-class Condition(StatusModel):
-    """One aspect of the LoadTest, Kubernetes style."""
-
-    type: str = Field(
-        description="PodsReady, TargetsHealthy, ThresholdsMet, Completed or SpecApplied."
-    )
-    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
-    reason: str = Field(description="CamelCase reason for the last transition.")
-    message: str = Field(default="", description="Human-readable details.")
-    last_transition_time: str = Field(description="When status last changed (RFC 3339).")
-    observed_generation: int | None = Field(
-        default=None, description="metadata.generation this condition was judged for."
-    )
-
-
-class LatencyStatus(StatusModel):
-    """Merged latency percentiles in milliseconds (basis per spec.thresholds.latencyBasis)."""
-
-    p50: float = Field(default=0.0, description="Median latency, ms.")
-    p95: float = Field(default=0.0, description="95th percentile latency, ms.")
-    p99: float = Field(default=0.0, description="99th percentile latency, ms.")
-
-
-class TargetStatus(StatusModel):
-    """Per-target figures of the run so far."""
-
-    name: str = Field(description="Target name from spec.targets.")
-    healthy: bool = Field(default=True, description="Last health verdict of the load pods.")
-    requests: int = Field(default=0, description="Requests sent to this target.")
-    errors: int = Field(default=0, description="Requests that failed.")
-    error_rate: float = Field(default=0.0, description="errors / requests.")
-
-
-class CheckStatus(StatusModel):
-    """One threshold judged at the end of the run."""
-
-    name: str = Field(description="Threshold, e.g. 'latency.p99'.")
-    threshold: float = Field(description="Configured limit.")
-    observed: float = Field(description="Measured value.")
-    passed: bool = Field(description="Whether the limit held.")
-    message: str = Field(default="", description="Human-readable verdict.")
-
-
-class SpikeStatus(StatusModel):
-    """The last manual spike taken from the kar98k.dev/spike annotation."""
-
-    acknowledged: str = Field(description="The annotation value that was acted on.")
-    at: str = Field(description="When it was injected (RFC 3339).")
-    factor: float | None = Field(default=None, description="Parsed factor, if it was valid.")
-    duration_seconds: float | None = Field(
-        default=None, description="Parsed duration in seconds, if it was valid."
-    )
-    error: str | None = Field(default=None, description="Why the value was rejected, if it was.")
-
-
-class LoadTestStatus(StatusModel):
-    """Observed state of a LoadTest, patched by the operator at most every 2 s."""
-
-    phase: Phase = Field(
-        default=Phase.PENDING,
-        description="Pending, Starting, Running, Paused, Succeeded or Failed.",
-    )
-    message: str = Field(default="", description="One-line summary of the current state.")
-    run_id: str | None = Field(default=None, description="spec.runId this status belongs to.")
-    observed_generation: int = Field(
-        default=0, description="Last metadata.generation the operator acted on."
-    )
-    seed: int | None = Field(default=None, description="Seed of spikes and noise for this run.")
-    epoch: int = Field(
-        default=0, description="Last plan epoch pushed; a restarted operator continues above it."
-    )
-    start_time: str | None = Field(
-        default=None, description="t = 0 of the rate curve (RFC 3339); kept across restarts."
-    )
-    completion_time: str | None = Field(default=None, description="When the run ended (RFC 3339).")
-    elapsed_seconds: float = Field(default=0.0, description="Seconds since startTime.")
-    target_tps: float = Field(
-        default=0.0, alias="targetTPS", description="Rate the curve asks for now, req/s."
-    )
-    achieved_tps: float = Field(
-        default=0.0, alias="achievedTPS", description="Rate the load pods achieved (~1 s), req/s."
-    )
-    spike_active: bool = Field(default=False, description="A spike is shaping the rate now.")
-    ready_pods: int = Field(default=0, description="Load pods ready and receiving plans.")
-    desired_pods: int = Field(default=0, description="Load pods the run asks for.")
-    pods: str = Field(default="0/0", description="readyPods/desiredPods, for kubectl get.")
-    requests: int = Field(default=0, description="Requests sent in this run.")
-    errors: int = Field(default=0, description="Requests that failed in this run.")
-    error_rate: float = Field(default=0.0, description="errors / requests.")
-    latency_ms: LatencyStatus = Field(
-        default_factory=LatencyStatus, description="Latency percentiles, ms."
-    )
-    targets: list[TargetStatus] = Field(default_factory=list, description="Per-target figures.")
-    verdict: Literal["pass", "fail", "none"] | None = Field(
-        default=None, description="pass, fail or none (no thresholds), once finished."
-    )
-    checks: list[CheckStatus] = Field(default_factory=list, description="Thresholds judged.")
-    spike: SpikeStatus | None = Field(
-        default=None, description="Acknowledgement of the kar98k.dev/spike annotation."
-    )
-    cleaned_up: bool = Field(
-        default=False, description="spec.cleanup was applied after the run finished."
-    )
-    conditions: list[Condition] = Field(default_factory=list, description="Conditions.")
-
-    @property
-    def start(self) -> datetime | None:
-        return parse_time(self.start_time) if self.start_time else None
-
-
-def now_rfc3339() -> str:
-    return format_time(datetime.now(UTC))
-
-
-def format_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
 def read_status(raw: Any) -> LoadTestStatus:
@@ -186,66 +42,46 @@ def read_status(raw: Any) -> LoadTestStatus:
         return LoadTestStatus()
 
 
-def live_figures(live: LiveStatus, *, basis: str = "corrected") -> dict[str, Any]:
-    """The status fields a live snapshot of the controller fills in."""
-    out = summary_figures(live.summary, basis=basis)
-    out.update(
-        {
-            "elapsedSeconds": round(live.elapsed_s, 1),
-            "targetTPS": round(live.target_tps, 1),
-            "achievedTPS": round(live.achieved_tps, 1),
-            "spikeActive": live.spike_active,
-            "readyPods": live.ready_pods,
-            "desiredPods": live.desired_pods,
-            "pods": f"{live.ready_pods}/{live.desired_pods}",
-        }
+def live_figures(live: LiveStatus) -> LoadTestStatus:
+    """The status fields a live snapshot of the controller fills in (besides its summary's)."""
+    return LoadTestStatus(
+        elapsed_seconds=round(live.elapsed_s, 1),
+        target_tps=round(live.target_tps, 1),
+        achieved_tps=round(live.achieved_tps, 1),
+        spike_active=live.spike_active,
+        ready_pods=live.ready_pods,
+        desired_pods=live.desired_pods,
+        pods=f"{live.ready_pods}/{live.desired_pods}",
     )
-    return out
 
 
-def summary_figures(summary: RunSummary, *, basis: str = "corrected") -> dict[str, Any]:
+def summary_figures(summary: RunSummary, *, basis: str = "corrected") -> LoadTestStatus:
     """Counters, error rate, latency and per-target figures of a (partial or final) summary."""
     lat = summary.latency_ms.raw if basis == "raw" else summary.latency_ms.corrected
-    targets = []
-    for name, tgt in sorted(summary.targets.items()):
-        targets.append(
-            {
-                "name": name,
-                "healthy": tgt.healthy,
-                "requests": tgt.requests,
-                "errors": tgt.errors,
-                "errorRate": round(tgt.error_rate, 6),
-            }
-        )
-    return {
-        "requests": summary.requests_total,
-        "errors": summary.errors_total,
-        "errorRate": round(summary.error_rate, 6),
-        "latencyMs": {
-            "p50": round(lat.p50, 3),
-            "p95": round(lat.p95, 3),
-            "p99": round(lat.p99, 3),
-        },
-        "targets": targets,
-    }
+    return LoadTestStatus(
+        requests=summary.requests_total,
+        errors=summary.errors_total,
+        error_rate=round(summary.error_rate, 6),
+        latency_ms=LatencyStatus(p50=round(lat.p50, 3), p95=round(lat.p95, 3),
+                                 p99=round(lat.p99, 3)),
+        targets=[
+            TargetStatus(name=name, healthy=tgt.healthy, requests=tgt.requests,
+                         errors=tgt.errors, error_rate=round(tgt.error_rate, 6))
+            for name, tgt in sorted(summary.targets.items())
+        ],
+    )  # fmt: skip
 
 
-def verdict_figures(summary: RunSummary) -> dict[str, Any]:
+def verdict_figures(summary: RunSummary) -> LoadTestStatus:
     """Verdict and checks of a finished run."""
-    verdict = summary.verdict if summary.verdict != "running" else "none"
-    return {
-        "verdict": verdict,
-        "checks": [
-            {
-                "name": c.name,
-                "threshold": c.threshold,
-                "observed": round(c.observed, 6),
-                "passed": c.passed,
-                "message": c.message,
-            }
+    return LoadTestStatus(
+        verdict="none" if summary.verdict == "running" else summary.verdict,
+        checks=[
+            CheckStatus(name=c.name, threshold=c.threshold, observed=round(c.observed, 6),
+                        passed=c.passed, message=c.message)
             for c in summary.checks
         ],
-    }
+    )  # fmt: skip
 
 
 def _merge(into: dict[str, Any], patch: dict[str, Any]) -> None:
@@ -288,8 +124,10 @@ class StatusWriter:
     def phase(self) -> Phase:
         return Phase(self.view.get("phase", Phase.PENDING))
 
-    def set(self, patch: dict[str, Any]) -> None:
-        """Queue fields (camelCase); None deletes a field, as in a JSON merge patch."""
+    def set(self, fields: LoadTestStatus) -> None:
+        """Queue the fields the caller set on `fields` (a partial status); a field set to None
+        is deleted, as in a JSON merge patch. Fields left unset are not sent."""
+        patch = fields.model_dump(mode="json", by_alias=True, exclude_unset=True)
         _merge(self._pending, patch)
         _merge(self.view, patch)
         self._dirty.set()

@@ -11,8 +11,8 @@ import pytest
 import yaml
 from kar98k.spec import parse_spec
 from kar98k.spec.errors import SpecError
+from kar98k.spec.status import LoadTestStatus
 from kar98k_operator import crd
-from kar98k_operator.status import LoadTestStatus
 from pydantic import BaseModel, Field
 
 REPO = Path(__file__).resolve().parents[2]

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from kar98k.results import Check, RunSummary
 from kar98k.spec import parse_spec
+from kar98k.spec.status import LoadTestStatus, Phase
 from kar98k_operator.lifecycle.finishing import outcome
 from kar98k_operator.lifecycle.resume import Finished, NewRun, Resume, next_step
 from kar98k_operator.lifecycle.starting import start_timeout_message
-from kar98k_operator.status import LoadTestStatus, Phase
 
 SPEC = parse_spec(
     {"targets": [{"name": "a", "url": "http://svc/"}], "pattern": {"baseTPS": 5}, "runId": "r1"}

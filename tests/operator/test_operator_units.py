@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from kar98k.results import LatencyPair, LatencySummary, RunSummary, TargetSummary
 from kar98k.spec import parse_spec
+from kar98k.spec.status import ConditionType, LoadTestStatus
 from kar98k_operator import names
 from kar98k_operator.children import (
     contains,
@@ -22,7 +23,7 @@ from kar98k_operator.config import OperatorConfig
 from kar98k_operator.main import build_parser
 from kar98k_operator.pool import PodPool, control_port, is_ready, why_not_ready
 from kar98k_operator.spike_annotation import parse_spike
-from kar98k_operator.status import ConditionType, LoadTestStatus, StatusWriter, summary_figures
+from kar98k_operator.status import StatusWriter, summary_figures
 
 OWNER = {
     "apiVersion": "kar98k.dev/v1alpha1",
@@ -226,12 +227,14 @@ def test_summary_figures_use_the_requested_latency_basis() -> None:
         latency_ms=LatencyPair(raw=LatencySummary(p99=2.0), corrected=LatencySummary(p99=9.0)),
         targets={"a": TargetSummary(requests=10, errors=1, error_rate=0.1, healthy=False)},
     )
-    assert summary_figures(summary)["latencyMs"]["p99"] == 9.0
-    raw = summary_figures(summary, basis="raw")
+    assert summary_figures(summary).latency_ms.p99 == 9.0
+    raw = summary_figures(summary, basis="raw").model_dump(by_alias=True, exclude_unset=True)
     assert raw["latencyMs"]["p99"] == 2.0
     assert raw["targets"] == [
         {"name": "a", "healthy": False, "requests": 10, "errors": 1, "errorRate": 0.1}
     ]
+    # Only what the figures are about goes into the patch: no phase, no defaults.
+    assert set(raw) == {"requests", "errors", "errorRate", "latencyMs", "targets"}
 
 
 class FakeKube:
@@ -255,7 +258,7 @@ async def test_status_writer_batches_and_respects_the_interval() -> None:
     task = asyncio.create_task(writer.run())
     try:
         for rate in range(10):
-            writer.set({"targetTPS": float(rate)})
+            writer.set(LoadTestStatus(target_tps=float(rate)))
             await asyncio.sleep(0.03)
         writer.condition(ConditionType.PODS_READY, True, "Ready", "2/2")
         await writer.flush()
@@ -287,3 +290,18 @@ def test_operator_cli_options() -> None:
     args = build_parser().parse_args(["-n", "a", "--namespace", "b", "--metrics-port", "0"])
     assert args.namespace == ["a", "b"] and args.metrics_port == 0
     assert build_parser().parse_args([]).namespace == []
+
+
+def test_template_changes_name_each_pod_template_field_that_changed() -> None:
+    from kar98k_operator.lifecycle.mid_run import template_changes  # noqa: PLC0415
+
+    base = {"targets": [{"name": "a", "url": "http://x/"}], "pattern": {"baseTPS": 5}}
+    old = parse_spec(base)
+    new = parse_spec({**base, "loadPods": {"image": "x:2", "nodeSelector": {"pool": "load"},
+                                           "separate": True, "replicas": 3}})  # fmt: skip
+    assert template_changes(old, new) == [
+        "spec.loadPods.image",
+        "spec.loadPods.nodeSelector",
+        "spec.loadPods.separate",
+    ]
+    assert template_changes(old, old) == []

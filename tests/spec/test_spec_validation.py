@@ -446,3 +446,12 @@ def test_hour_strings_and_ranges_expand() -> None:
     (only,) = parse_manifest(copy.deepcopy(doc)).spec.pattern.schedule
     assert only.hour_set() == frozenset({0, 7, 22, 23})
     assert only.day_set() == frozenset(range(7))
+
+
+def test_the_manifest_literal_is_the_api_version() -> None:
+    from typing import get_args  # noqa: PLC0415
+
+    from kar98k.spec.model import API_VERSION, KIND, LoadTest  # noqa: PLC0415
+
+    assert get_args(LoadTest.model_fields["api_version"].annotation) == (API_VERSION,)
+    assert get_args(LoadTest.model_fields["kind"].annotation) == (KIND,)

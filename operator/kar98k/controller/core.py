@@ -146,9 +146,10 @@ class Controller:
     def update_spec(self, spec: LoadTestSpec) -> list[str]:
         """Apply pattern, targets, paused, duration, thresholds and plan options at once.
 
-        Returns the paths of changed fields this run cannot apply: `spec.runId` (a new run),
-        `spec.pattern.seed` (the run keeps its seed so its curve stays reproducible) and the
-        load-pod template fields (pods are created by the caller, not the core).
+        Returns the paths of changed fields this run cannot apply: `spec.runId` (a new run) and
+        `spec.pattern.seed` (the run keeps its seed so its curve stays reproducible). What the
+        pods are made of is the caller's business (the operator's pod template, the local
+        runner's processes): the core neither reads nor reports it.
         """
         old = self._spec
         ignored: list[str] = []
@@ -156,13 +157,6 @@ class Controller:
             ignored.append("spec.runId")
         if spec.pattern.seed != old.pattern.seed:
             ignored.append("spec.pattern.seed")
-        for attr in ("image", "resources", "node_selector", "tolerations", "affinity"):
-            if getattr(spec.load_pods, attr) != getattr(old.load_pods, attr):
-                alias = type(spec.load_pods).model_fields[attr].alias or attr
-                ignored.append(f"spec.loadPods.{alias}")
-        for attr in ("separate", "env"):
-            if getattr(spec.load_pods, attr) != getattr(old.load_pods, attr):
-                ignored.append(f"spec.loadPods.{attr}")
         if spec.pattern != old.pattern:
             self._engine = PatternEngine(spec.pattern, seed=self.seed, start=self._clock.start)
             for at, factor, duration in self._manual:

@@ -26,7 +26,10 @@ from pydantic import (
 )
 from pydantic.config import JsonDict
 
-API_VERSION = "kar98k.dev/v1alpha1"
+# The API coordinates, said once: the operator's names, the CRD and the CLI take them from here.
+GROUP = "kar98k.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
 KIND = "LoadTest"
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _HOUR_RANGE = re.compile(r"^(\d{1,2})-(\d{1,2})$")
@@ -480,6 +483,7 @@ class Metadata(WireModel):
 class LoadTest(WireModel):
     """A whole manifest: apiVersion, kind, metadata, spec (status is ignored on input)."""
 
+    # A Literal needs the text itself; tests/spec checks it equals API_VERSION.
     api_version: Literal["kar98k.dev/v1alpha1"] = Field(alias="apiVersion")
     kind: Literal["LoadTest"]
     metadata: Metadata

@@ -8,9 +8,9 @@ runId is needed, and the operator never crash-loops on them.
 from __future__ import annotations
 
 from kar98k.spec import SpecError
+from kar98k.spec.status import ConditionType
 
 from ..kube import KubeError
-from ..status import ConditionType
 from .context import RunContext
 
 INVALID_SPEC = "InvalidSpec"

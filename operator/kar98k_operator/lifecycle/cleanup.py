@@ -11,10 +11,10 @@ from datetime import UTC, datetime, timedelta
 
 from kar98k.spec import LoadTestSpec
 from kar98k.spec.model import CleanupAction
+from kar98k.spec.status import LoadTestStatus, Phase, parse_time
 
 from .. import names
 from ..kube import path
-from ..status import LoadTestStatus, Phase, parse_time
 from .bad_input import SPEC_FAILURES
 from .context import IDLE_POLL, RunContext
 
@@ -48,4 +48,4 @@ async def after_finish(ctx: RunContext, spec: LoadTestSpec, status: LoadTestStat
             path(names.API_VERSION, names.PLURAL, namespace=ctx.namespace, name=ctx.name)
         )
         return
-    ctx.writer.set({"cleanedUp": True})
+    ctx.writer.set(LoadTestStatus(cleaned_up=True))

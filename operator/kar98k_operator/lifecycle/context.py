@@ -14,13 +14,14 @@ from typing import Any
 
 import aiohttp
 from kar98k.controller import LiveStatus
+from kar98k.spec.status import ConditionType, LoadTestStatus, Phase, now_rfc3339
 
 from .. import events
 from ..children import Children
 from ..config import OperatorConfig
 from ..kube import Kube, KubeError
 from ..metrics import Book, Snapshot
-from ..status import ConditionType, LoadTestStatus, Phase, StatusWriter, now_rfc3339, read_status
+from ..status import StatusWriter, read_status
 
 log = logging.getLogger(__name__)
 
@@ -177,19 +178,20 @@ class RunContext:
         *,
         headline: str | None = None,
         generation: int | None = None,
-        fields: Mapping[str, Any] | None = None,
+        fields: LoadTestStatus | None = None,
     ) -> None:
         """Phase Failed before any traffic: status, Completed condition, warning Event, log.
 
         `headline` is status.message when it should say more than the condition's message.
         """
         summary = headline or message
-        patch: dict[str, Any] = {"phase": Phase.FAILED, "message": summary}
+        self.writer.set(
+            LoadTestStatus(phase=Phase.FAILED, message=summary, completion_time=now_rfc3339())
+        )
         if generation is not None:
-            patch["observedGeneration"] = generation
-        patch["completionTime"] = now_rfc3339()
-        patch.update(fields or {})
-        self.writer.set(patch)
+            self.writer.set(LoadTestStatus(observed_generation=generation))
+        if fields is not None:
+            self.writer.set(fields)
         self.writer.condition(ConditionType.COMPLETED, True, reason, message, generation=generation)
         self.event(reason, message, warning=True)
         log.warning("%s/%s: %s", self.namespace, self.name, summary)

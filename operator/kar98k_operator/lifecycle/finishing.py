@@ -10,16 +10,16 @@ from __future__ import annotations
 import logging
 
 from kar98k.controller import RunSummary
-
-from ..status import (
+from kar98k.spec.status import (
     ConditionType,
+    LoadTestStatus,
     Phase,
     format_time,
     now_rfc3339,
     parse_time,
-    summary_figures,
-    verdict_figures,
 )
+
+from ..status import summary_figures, verdict_figures
 from .context import API_ERRORS, RunContext
 from .live_status import threshold_condition
 from .running import RunEnd
@@ -50,26 +50,25 @@ def outcome(summary: RunSummary, *, superseded: bool) -> tuple[Phase, str, str]:
 
 async def finish(ctx: RunContext, end: RunEnd) -> None:
     summary = end.summary
-    figures = summary_figures(summary, basis=end.spec.thresholds.latency_basis)
-    figures.update(verdict_figures(summary))
-    figures.update(
-        {
-            "completionTime": format_time(parse_time(summary.ended_at))
+    phase, reason, message = outcome(summary, superseded=end.superseded)
+    ctx.writer.set(summary_figures(summary, basis=end.spec.thresholds.latency_basis))
+    ctx.writer.set(verdict_figures(summary))
+    ctx.writer.set(
+        LoadTestStatus(
+            completion_time=format_time(parse_time(summary.ended_at))
             if summary.ended_at
             else now_rfc3339(),
-            "achievedTPS": round(summary.achieved_tps, 1),
-            "targetTPS": 0.0,
-            "spikeActive": False,
-            "elapsedSeconds": round(summary.duration_s, 1),
-            "readyPods": 0,
-            "desiredPods": 0,
-            "pods": "0/0",
-        }
+            achieved_tps=round(summary.achieved_tps, 1),
+            target_tps=0.0,
+            spike_active=False,
+            elapsed_seconds=round(summary.duration_s, 1),
+            ready_pods=0,
+            desired_pods=0,
+            pods="0/0",
+            phase=phase,
+            message=f"{phase.value}: {message}" if message else phase.value,
+        )
     )
-    phase, reason, message = outcome(summary, superseded=end.superseded)
-    figures["phase"] = phase
-    figures["message"] = f"{phase.value}: {message}" if message else phase.value
-    ctx.writer.set(figures)
     ctx.writer.condition(ConditionType.COMPLETED, True, reason, message)
     threshold_condition(ctx.writer, summary, final=True)
     ctx.writer.condition(ConditionType.PODS_READY, False, "Finished", "load pods scaled to 0")

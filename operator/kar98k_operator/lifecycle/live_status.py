@@ -7,8 +7,9 @@ Called after every supervision step; the writer merges the changes and patches a
 from __future__ import annotations
 
 from kar98k.controller import Controller, RunSummary
+from kar98k.spec.status import ConditionType, LoadTestStatus, Phase
 
-from ..status import ConditionType, Phase, StatusWriter, live_figures
+from ..status import StatusWriter, live_figures, summary_figures
 from .context import RunContext
 
 
@@ -16,15 +17,17 @@ def observe(ctx: RunContext, controller: Controller) -> None:
     """Figures, phase (Running or Paused), conditions and the metrics snapshot of now."""
     live = controller.live()
     basis = controller.spec.thresholds.latency_basis
-    figures = live_figures(live, basis=basis)
-    figures["epoch"] = controller.epoch
-    figures["phase"] = Phase.PAUSED if live.paused else Phase.RUNNING
-    figures["message"] = (
-        "paused: no traffic until spec.paused is false"
-        if live.paused
-        else f"running: {live.target_tps:.1f} req/s asked, {live.achieved_tps:.1f} achieved"
+    ctx.writer.set(summary_figures(live.summary, basis=basis))
+    ctx.writer.set(live_figures(live))
+    ctx.writer.set(
+        LoadTestStatus(
+            epoch=controller.epoch,
+            phase=Phase.PAUSED if live.paused else Phase.RUNNING,
+            message="paused: no traffic until spec.paused is false"
+            if live.paused
+            else f"running: {live.target_tps:.1f} req/s asked, {live.achieved_tps:.1f} achieved",
+        )
     )
-    ctx.writer.set(figures)
     ready, desired = live.ready_pods, live.desired_pods
     ctx.writer.condition(
         ConditionType.PODS_READY,

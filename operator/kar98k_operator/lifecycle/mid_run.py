@@ -14,16 +14,32 @@ from typing import Any
 
 from kar98k.controller import Controller
 from kar98k.spec import LoadTestSpec, SpecError, parse_spec
+from kar98k.spec.status import ConditionType, LoadTestStatus, SpikeStatus, now_rfc3339
 from kar98k_loadpod.durations import format_duration
 
 from .. import names
 from ..children import replicas_for
 from ..spike_annotation import parse_spike
-from ..status import ConditionType, now_rfc3339
 from .bad_input import INVALID_SPEC, spec_problems
 from .context import API_ERRORS, RunContext, generation_of
 
 log = logging.getLogger(__name__)
+
+
+# The load-pod fields that shape the Deployment's pod template: its pods are made once per run,
+# so a change to any of them waits for a new run (spec.runId).
+TEMPLATE_FIELDS = ("image", "resources", "node_selector", "tolerations", "affinity", "separate",
+                   "env")  # fmt: skip
+
+
+def template_changes(old: LoadTestSpec, new: LoadTestSpec) -> list[str]:
+    """Paths of the pod-template fields an edit changed (they cannot apply mid-run)."""
+    fields = type(new.load_pods).model_fields
+    return [
+        f"spec.loadPods.{fields[attr].alias or attr}"
+        for attr in TEMPLATE_FIELDS
+        if getattr(new.load_pods, attr) != getattr(old.load_pods, attr)
+    ]
 
 
 class MidRunControl:
@@ -78,6 +94,7 @@ class MidRunControl:
         """Hand the edit to the controller; rescale later; say what could not change mid-run."""
         ctx = self._ctx
         ignored = [f for f in controller.update_spec(new_spec) if f != "spec.runId"]
+        ignored += template_changes(self.spec, new_spec)
         old_replicas = replicas_for(self.spec)
         new_replicas = replicas_for(new_spec)
         self.spec = new_spec
@@ -100,7 +117,7 @@ class MidRunControl:
             ctx.writer.condition(
                 ConditionType.SPEC_APPLIED, True, "Applied", "", generation=generation
             )
-        ctx.writer.set({"observedGeneration": generation})
+        ctx.writer.set(LoadTestStatus(observed_generation=generation))
 
     async def _scale_quietly(self, replicas: int) -> None:
         ctx = self._ctx
@@ -122,22 +139,15 @@ def spike(ctx: RunContext, controller: Controller, body: dict[str, Any]) -> None
     try:
         request = parse_spike(value)
     except ValueError as exc:
-        ctx.writer.set({"spike": {"acknowledged": value, "at": at, "error": str(exc),
-                                  "factor": None, "durationSeconds": None}})  # fmt: skip
+        rejected = SpikeStatus(acknowledged=value, at=at, error=str(exc), factor=None,
+                               duration_seconds=None)  # fmt: skip
+        ctx.writer.set(LoadTestStatus(spike=rejected))
         ctx.event("SpikeRejected", f"{names.ANNOTATION_SPIKE}={value!r}: {exc}", warning=True)
         return
     controller.inject_spike(request.factor, request.duration)
-    ctx.writer.set(
-        {
-            "spike": {
-                "acknowledged": value,
-                "at": at,
-                "factor": request.factor,
-                "durationSeconds": request.duration,
-                "error": None,
-            }
-        }
-    )
+    accepted = SpikeStatus(acknowledged=value, at=at, factor=request.factor,
+                           duration_seconds=request.duration, error=None)  # fmt: skip
+    ctx.writer.set(LoadTestStatus(spike=accepted))
     ctx.event(
         "SpikeInjected",
         f"manual spike x{request.factor:g} for {format_duration(request.duration)}",

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from kar98k.spec import LoadTestSpec
+from kar98k.spec.status import ACTIVE_PHASES, FINISHED_PHASES, LoadTestStatus, parse_time
 
-from ..status import ACTIVE_PHASES, FINISHED_PHASES, LoadTestStatus, parse_time
 from .bad_input import SPEC_FAILURES
 
 

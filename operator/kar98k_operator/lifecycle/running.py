@@ -15,6 +15,7 @@ from datetime import datetime
 
 from kar98k.controller import Controller, RunSummary
 from kar98k.spec import LoadTestSpec
+from kar98k.spec.status import LoadTestStatus
 
 from .. import events
 from ..pool import PodPool
@@ -72,7 +73,7 @@ async def supervise(
     except BaseException:
         await _cancel(run_task)
         raise
-    ctx.writer.set({"epoch": controller.epoch})
+    ctx.writer.set(LoadTestStatus(epoch=controller.epoch))
     return RunEnd(summary, control.spec, superseded)
 
 
@@ -80,7 +81,7 @@ async def _leave(
     ctx: RunContext, controller: Controller, run_task: asyncio.Task[RunSummary]
 ) -> None:
     """The daemon must exit: the LoadTest was deleted, or the operator is exiting."""
-    ctx.writer.set({"epoch": controller.epoch})
+    ctx.writer.set(LoadTestStatus(epoch=controller.epoch))
     if ctx.deleted():
         ctx.writer.gone = True  # status writes would only race kopf's finalizer removal
         # Drain, so traffic stops now rather than at lease end, but do not hold up the

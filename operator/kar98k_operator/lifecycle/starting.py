@@ -16,10 +16,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kar98k.spec import LoadTestSpec
+from kar98k.spec.status import ConditionType, LatencyStatus, LoadTestStatus, Phase, format_time
 from kar98k_loadpod.durations import format_duration
 
 from ..pool import PodPool
-from ..status import ConditionType, Phase, format_time
 from .context import API_ERRORS, IDLE_POLL, RunContext
 
 START_TIMEOUT = "StartTimeout"
@@ -35,30 +35,30 @@ def reset_for_new_run(
 ) -> None:
     """Status of a run that has not started: the previous run's figures and verdict go."""
     ctx.writer.set(
-        {
-            "phase": Phase.PENDING,
-            "message": "creating load pods",
-            "runId": spec.run_id,
-            "observedGeneration": generation,
-            "seed": seed,
-            "startTime": None,
-            "completionTime": None,
-            "elapsedSeconds": 0.0,
-            "targetTPS": 0.0,
-            "achievedTPS": 0.0,
-            "spikeActive": False,
-            "readyPods": 0,
-            "desiredPods": replicas,
-            "pods": f"0/{replicas}",
-            "requests": 0,
-            "errors": 0,
-            "errorRate": 0.0,
-            "latencyMs": {"p50": 0.0, "p95": 0.0, "p99": 0.0},
-            "targets": [],
-            "verdict": None,
-            "checks": [],
-            "cleanedUp": False,
-        }
+        LoadTestStatus(
+            phase=Phase.PENDING,
+            message="creating load pods",
+            run_id=spec.run_id,
+            observed_generation=generation,
+            seed=seed,
+            start_time=None,
+            completion_time=None,
+            elapsed_seconds=0.0,
+            target_tps=0.0,
+            achieved_tps=0.0,
+            spike_active=False,
+            ready_pods=0,
+            desired_pods=replicas,
+            pods=f"0/{replicas}",
+            requests=0,
+            errors=0,
+            error_rate=0.0,
+            latency_ms=LatencyStatus(p50=0.0, p95=0.0, p99=0.0),
+            targets=[],
+            verdict=None,
+            checks=[],
+            cleaned_up=False,
+        )
     )
     ctx.writer.condition(ConditionType.COMPLETED, False, "NotFinished", "", generation=generation)
     ctx.writer.condition(
@@ -75,16 +75,15 @@ async def start_barrier(
     need = min(spec.load_pods.min_ready or replicas, replicas)
     timeout = spec.load_pods.start_timeout
     ctx.writer.set(
-        {
-            "phase": Phase.STARTING,
-            "message": f"waiting for {need}/{replicas} load pods to be ready",
-        }
+        LoadTestStatus(
+            phase=Phase.STARTING, message=f"waiting for {need}/{replicas} load pods to be ready"
+        )
     )
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
         ready = pool.ready_count()
-        ctx.writer.set({"readyPods": ready, "pods": f"{ready}/{replicas}"})
+        ctx.writer.set(LoadTestStatus(ready_pods=ready, pods=f"{ready}/{replicas}"))
         ctx.publish()
         if ready >= need:
             break
@@ -102,11 +101,11 @@ async def start_barrier(
         await ctx.wait_any(pool.changed, min(IDLE_POLL, deadline - loop.time()))
     start = datetime.now(UTC)
     ctx.writer.set(
-        {
-            "phase": Phase.PAUSED if spec.paused else Phase.RUNNING,
-            "message": f"running with {pool.ready_count()} load pods",
-            "startTime": format_time(start),
-        }
+        LoadTestStatus(
+            phase=Phase.PAUSED if spec.paused else Phase.RUNNING,
+            message=f"running with {pool.ready_count()} load pods",
+            start_time=format_time(start),
+        )
     )
     ctx.writer.condition(
         ConditionType.PODS_READY, True, "Ready", f"{pool.ready_count()}/{replicas} ready"
@@ -136,6 +135,6 @@ def start_timeout_message(
 
 async def _fail_start(ctx: RunContext, body: dict[str, Any], message: str) -> None:
     ctx.writer.condition(ConditionType.PODS_READY, False, START_TIMEOUT, message)
-    ctx.fail(START_TIMEOUT, message, fields={"verdict": "fail"})
+    ctx.fail(START_TIMEOUT, message, fields=LoadTestStatus(verdict="fail"))
     with contextlib.suppress(*API_ERRORS):
         await ctx.children.scale(body, 0)
