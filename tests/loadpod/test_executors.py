@@ -104,10 +104,10 @@ async def test_http1_refused(closed_port: int, executor: ExecutorFactory) -> Non
 async def test_http1_header_env_expansion(
     http1_server: DemoHttpServer, monkeypatch: pytest.MonkeyPatch, executor: ExecutorFactory
 ) -> None:
-    monkeypatch.setenv("KAR98K_TEST_TOKEN", "s3cret")
+    monkeypatch.setenv("K98_TEST_TOKEN", "s3cret")
     ex = executor(
         url=http1_server.url + "/fast",
-        headers={"Authorization": "Bearer ${KAR98K_TEST_TOKEN}", "X-Plain": "v"},
+        headers={"Authorization": "Bearer ${K98_TEST_TOKEN}", "X-Plain": "v"},
     )
     assert await ex.send() == "2xx"
     seen = http1_server.last_headers
@@ -191,9 +191,9 @@ async def test_h2_refused_and_headers(
 ) -> None:
     refused = executor(url=f"http://127.0.0.1:{closed_port}/", protocol="http2", timeout="1s")
     assert await refused.send() == "connect_error"
-    monkeypatch.setenv("KAR98K_TEST_TOKEN", "h2-secret")
+    monkeypatch.setenv("K98_TEST_TOKEN", "h2-secret")
     ex = executor(
-        url=h2c_server.url + "/fast", protocol="http2", headers={"X-Token": "${KAR98K_TEST_TOKEN}"}
+        url=h2c_server.url + "/fast", protocol="http2", headers={"X-Token": "${K98_TEST_TOKEN}"}
     )
     assert await ex.send() == "2xx"
     assert h2c_server.last_headers["x-token"] == "h2-secret"
@@ -287,11 +287,11 @@ async def test_reflection_round_trip(grpc_server: DemoGrpcServer) -> None:
 async def test_grpc_metadata_env_expansion(
     grpc_server: DemoGrpcServer, monkeypatch: pytest.MonkeyPatch, executor: ExecutorFactory
 ) -> None:
-    monkeypatch.setenv("KAR98K_TEST_TOKEN", "grpc-secret")
+    monkeypatch.setenv("K98_TEST_TOKEN", "grpc-secret")
     ex = executor(
         url=grpc_server.target_url,
         protocol="grpc",
-        headers={"X-Token": "${KAR98K_TEST_TOKEN}"},
+        headers={"X-Token": "${K98_TEST_TOKEN}"},
     )
     assert await ex.send() == "grpc_OK"
     assert grpc_server.last_metadata["x-token"] == "grpc-secret"
