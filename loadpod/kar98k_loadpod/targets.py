@@ -28,6 +28,7 @@ MAX_HEADERS = 64
 MAX_HEADER_NAME = 256
 MAX_HEADER_VALUE = 8192
 MAX_MESSAGE_DEPTH = 32
+MAX_MESSAGE_NODES = 10_000
 MAX_WEIGHT = 1_000_000.0
 MAX_TIMEOUT_S = 3600.0
 MAX_PROBE_INTERVAL_S = 86400.0
@@ -73,9 +74,12 @@ class GrpcCall(WireModel):
 
     @field_validator("message")
     @classmethod
-    def _shallow(cls, value: dict[str, Any]) -> dict[str, Any]:
-        if nesting_depth(value) > MAX_MESSAGE_DEPTH:
+    def _small(cls, value: dict[str, Any]) -> dict[str, Any]:
+        depth, nodes = json_shape(value, max_depth=MAX_MESSAGE_DEPTH, max_nodes=MAX_MESSAGE_NODES)
+        if depth > MAX_MESSAGE_DEPTH:
             raise ValueError(f"nested deeper than {MAX_MESSAGE_DEPTH} levels")
+        if nodes > MAX_MESSAGE_NODES:
+            raise ValueError(f"more than {MAX_MESSAGE_NODES} values")
         return value
 
 
@@ -219,23 +223,32 @@ def check_url(url: str, protocol: Protocol) -> None:
         raise ValueError(f"grpc targets need an explicit port, got {shown!r}")
 
 
-def nesting_depth(value: object) -> int:
-    """Levels of dicts/lists in a JSON-like value (iterative: no recursion to exhaust)."""
-    deepest = 0
-    stack: list[tuple[object, int]] = [(value, 1)]
+def json_shape(value: object, *, max_depth: int, max_nodes: int) -> tuple[int, int]:
+    """(depth, nodes) of a JSON-like value as it would be written out, shared sub-objects
+    (YAML aliases) counted at every use. Iterative and memoized, so neither deep nesting nor
+    an alias bomb costs more than the distinct objects; stops early past either limit."""
+    memo: dict[int, tuple[int, int]] = {}
+    stack: list[tuple[object, bool]] = [(value, False)]
     while stack:
-        node, depth = stack.pop()
-        if isinstance(node, dict):
-            children: list[object] = list(node.values())
-        elif isinstance(node, list):
-            children = list(node)
-        else:
+        node, expanded = stack.pop()
+        if not isinstance(node, dict | list) or id(node) in memo:
             continue
-        deepest = max(deepest, depth)
-        if deepest > MAX_MESSAGE_DEPTH:
-            return deepest
-        stack.extend((child, depth + 1) for child in children)
-    return deepest
+        children = list(node.values()) if isinstance(node, dict) else list(node)
+        if not expanded:
+            stack.append((node, True))
+            stack.extend((c, False) for c in children if isinstance(c, dict | list))
+            if len(stack) > max_nodes:
+                return max_depth + 1, max_nodes + 1
+            continue
+        depth, nodes = 1, 1 + len(children)
+        for child in children:
+            sub_depth, sub_nodes = memo.get(id(child), (0, 0))
+            depth = max(depth, 1 + sub_depth)
+            nodes += sub_nodes
+        memo[id(node)] = (depth, nodes)
+        if depth > max_depth or nodes > max_nodes:
+            return depth, nodes
+    return memo.get(id(value), (0, 1))
 
 
 def expandable(name: str) -> bool:
