@@ -50,6 +50,7 @@ class TargetRecorder:
         "buckets",
         "corrected",
         "errors",
+        "health_checked",
         "healthy",
         "outcomes",
         "raw",
@@ -64,6 +65,7 @@ class TargetRecorder:
         self.outcomes: dict[str, int] = {}
         self.skipped_unhealthy = 0
         self.healthy = True
+        self.health_checked = False
         self.raw = self.corrected = _NO_LATENCY  # allocated at the first request
         self.raw_sum = 0.0
         # Non-cumulative counts per DURATION_BUCKETS slot, last one is +Inf.
@@ -120,6 +122,7 @@ class TargetRecorder:
             errors=self.errors,
             outcomes=dict(self.outcomes),
             healthy=self.healthy,
+            health_checked=self.health_checked,
             skipped_unhealthy=self.skipped_unhealthy,
             latency_raw=self.raw.encode(),
             latency_corrected=self.corrected.encode(),

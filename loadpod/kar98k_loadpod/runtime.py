@@ -187,6 +187,8 @@ class PodRuntime:
         self.pacer.set_healths({name: self.health.is_healthy(name) for name in entries})
         for entry in entries.values():
             entry.slot.stats.healthy = entry.slot.healthy
+            check = entry.target.health_check
+            entry.slot.stats.health_checked = check is not None and check.enabled
         # Controllers push every ~100 ms with a new epoch: log only what changes the picture.
         if self._lease_expired_flag:
             log.info("plan received after lease expiry; sending again", extra=self._kv(plan))
