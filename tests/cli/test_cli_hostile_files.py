@@ -299,3 +299,19 @@ def test_no_traceback_from_the_real_process(tmp_path: Path, command: str) -> Non
         assert proc.returncode == 2, proc.stderr
         assert "Traceback" not in proc.stderr
         assert proc.stderr.startswith(str(path)), proc.stderr
+
+
+def test_a_header_value_is_never_echoed_in_spec_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An unquoted API key reads as a number: the error says what is wrong, not the value."""
+    content = with_line(
+        "url: http://127.0.0.1:9/ping",
+        "url: http://127.0.0.1:9/ping\n      headers: {X-Key: 987654321, X-List: [s3cr3t]}",
+    )
+    assert main(["validate", str(write(tmp_path, content))]) == 1
+    err = capsys.readouterr().err
+    assert "spec.targets[0].headers.X-Key: input should be a valid string" in err
+    assert "spec.targets[0].headers.X-List: input should be a valid string" in err
+    assert "987654321" not in err
+    assert "s3cr3t" not in err
