@@ -153,12 +153,18 @@ class PodRuntime:
         """
         async with self._apply_lock:
             self._admissible(plan)
+            current = self._entries
             builder = await self._build_entries_async(plan)
             try:
                 self._admissible(plan)
             except (Draining, StaleEpoch):
                 builder.abandon()  # e.g. a drain came in meanwhile
                 raise
+            if self._entries is not current:
+                # A drain ran to its end meanwhile and retired what the builder meant to
+                # reuse: build again from what is current now, in one go.
+                builder.abandon()
+                return self._install(plan, self._build_entries(plan))
             return self._install(plan, builder.finish())
 
     def _admissible(self, plan: Plan) -> None:

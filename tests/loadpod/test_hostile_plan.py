@@ -16,9 +16,10 @@ from typing import Any
 import aiohttp
 import pytest
 from kar98k_loadpod.histogram import LatencyHistogram
-from kar98k_loadpod.plan import MAX_PLAN_BYTES
+from kar98k_loadpod.plan import MAX_PLAN_BYTES, Plan
 from kar98k_loadpod.recorder import MAX_RETIRED_KEPT, RETIRED
-from kar98k_loadpod.targets import MAX_TARGETS
+from kar98k_loadpod.runtime import PodRuntime
+from kar98k_loadpod.targets import MAX_TARGETS, Target
 from podkit import (
     TOKEN,
     CountServer,
@@ -386,3 +387,47 @@ def test_a_dropped_histogram_is_freed_without_waiting_for_the_cycle_collector() 
             assert inner() is None
     finally:
         gc.enable()
+
+
+class _SlowExecutor:
+    """Costs ~2 ms to build, so a plan of many targets is built in several slices."""
+
+    def __init__(self, target: Target, _: int) -> None:
+        deadline = time.perf_counter() + 0.002
+        while time.perf_counter() < deadline:
+            pass
+        self.name = target.name
+        self.closed = False
+
+    async def send(self) -> str:
+        return "2xx"
+
+    async def probe(self) -> bool:
+        return True
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+async def test_a_drain_during_a_sliced_build_never_installs_retired_targets() -> None:
+    runtime = PodRuntime("race", executor_factory=_SlowExecutor)  # type: ignore[arg-type]
+    runtime.start()
+    try:
+        first = [target("keep", "http://127.0.0.1:9/")]
+        runtime.apply(Plan.model_validate(plan(first, epoch=1, rate=0)))
+        kept = runtime._entries["keep"]
+        more = [target(f"n{i}", "http://127.0.0.1:9/") for i in range(20)]
+        build = asyncio.create_task(
+            runtime.apply_plan(Plan.model_validate(plan(first + more, epoch=5, rate=0)))
+        )
+        drain = asyncio.create_task(runtime.drain(1.0))
+        await drain
+        assert not build.done()  # the drain ran while the plan was being built
+        await build
+        entry = runtime._entries["keep"]
+        assert kept.slot.retired  # the drain retired the old one...
+        assert entry is not kept and not entry.slot.retired  # ...and it was not reinstalled
+        assert not entry.executor.closed  # type: ignore[attr-defined]
+        assert runtime.epoch == 5 and len(runtime._entries) == 21
+    finally:
+        await runtime.close()
