@@ -12,7 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
 from kar98k.cli import main
+from kar98k.spec import load
 from kar98k.spec.load import MAX_ALIASES, MAX_MANIFEST_BYTES
 
 VALID = """\
@@ -315,3 +317,22 @@ def test_a_header_value_is_never_echoed_in_spec_errors(
     assert "spec.targets[0].headers.X-List: input should be a valid string" in err
     assert "987654321" not in err
     assert "s3cr3t" not in err
+
+
+FALLBACK_CASES = ("YAML nested 20,000 deep", "alias bomb", "duration of 5,000 digits", "utf-16")
+
+
+@pytest.mark.parametrize(
+    "case", [pytest.param((c, e, f), id=n) for n, c, e, f in CASES if n in FALLBACK_CASES]
+)
+def test_the_pure_python_yaml_fallback_holds_too(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    case: tuple[str | bytes, int, str],
+) -> None:
+    """Without libyaml, PyYAML's own parser: deep nesting ends in a caught RecursionError."""
+    content, code, fragment = case
+    monkeypatch.setattr(load, "_Loader", load.make_loader(yaml.SafeLoader))
+    assert main(["validate", str(write(tmp_path, content))]) == code
+    assert fragment in capsys.readouterr().err
