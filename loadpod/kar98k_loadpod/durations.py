@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated
 
@@ -18,6 +19,9 @@ _UNITS: dict[str, float] = {
 }
 _PART = r"(\d+(?:\.\d+)?|\.\d+)(ns|us|µs|ms|s|m|h)"
 DURATION_PATTERN = rf"^(?:{_PART})+$"
+MAX_DURATION_S = 366 * 24 * 3600.0
+"""No duration anywhere may exceed a year: far beyond any real use, far inside float and timers."""
+_MAX_TEXT = 64
 _WHOLE = re.compile(DURATION_PATTERN)
 _PARTS = re.compile(_PART)
 
@@ -27,9 +31,16 @@ def parse_duration(text: str) -> float:
     value = text.strip()
     if value == "0":
         return 0.0
-    if not _WHOLE.match(value):
-        raise ValueError(f"must be a duration such as '250ms', '90s' or '1h30m', got {text!r}")
-    return sum(float(num) * _UNITS[unit] for num, unit in _PARTS.findall(value))
+    if len(value) > _MAX_TEXT or not _WHOLE.match(value):
+        shown = text if len(text) <= _MAX_TEXT else text[:_MAX_TEXT] + "..."
+        raise ValueError(f"must be a duration such as '250ms', '90s' or '1h30m', got {shown!r}")
+    return _bounded(sum(float(num) * _UNITS[unit] for num, unit in _PARTS.findall(value)))
+
+
+def _bounded(seconds: float) -> float:
+    if not math.isfinite(seconds) or seconds > MAX_DURATION_S:
+        raise ValueError(f"must be a finite duration of at most {MAX_DURATION_S / 86400:g} days")
+    return seconds
 
 
 def format_duration(seconds: float) -> str:
@@ -60,8 +71,12 @@ def _coerce(value: object) -> float:
         return parse_duration(value)
     if isinstance(value, int | float):
         # Python callers may pass seconds directly; YAML/JSON users write strings.
+        if isinstance(value, float) and math.isnan(value):
+            raise ValueError("must be a finite duration, got NaN")
         if value < 0:
-            raise ValueError(f"must be >= 0, got {value}")
+            raise ValueError("must be >= 0")
+        if value > MAX_DURATION_S:  # also huge ints, which float() could not even convert
+            return _bounded(math.inf)
         return float(value)
     raise ValueError(f"must be a duration string such as '90s', got {value!r}")
 

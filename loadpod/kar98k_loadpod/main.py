@@ -23,7 +23,7 @@ from typing import Any
 from aiohttp import web
 
 from . import __version__
-from .api import make_app
+from .api import ControlRunner, make_app
 from .metrics import make_registry
 from .runtime import PodRuntime
 
@@ -95,7 +95,9 @@ def read_token(token_file: str | None) -> str:
         if not token:
             raise CannotStart("--token-file is empty")
         return token
-    token = os.environ.get("KAR98K_TOKEN", "").strip()
+    # Out of the environment once read: nothing later (header expansion, a child process)
+    # can reach the pod's own credential through it.
+    token = os.environ.pop("KAR98K_TOKEN", "").strip()
     if not token:
         raise CannotStart("no token: pass --token-file PATH or set KAR98K_TOKEN")
     return token
@@ -145,7 +147,7 @@ async def serve(host: str, port: int, token: str, name: str, drain_timeout: floa
     runtime = PodRuntime(name)
     runtime.start()
     app = make_app(runtime, token, make_registry(runtime))
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
+    runner = ControlRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
     await runner.setup()
     # Everything built so far (modules, app, runtime: ~65k objects) lives as long as the
     # process: move it out of the collector's reach. Otherwise each full collection walks it

@@ -178,8 +178,8 @@ class Pacer:
             self._arrivals = random.Random(seed)
             self._choices = random.Random(None if seed is None else f"{seed}/targets")
         self._seed = seed
-        self._retire([s for s in self._slots if s not in slots])
-        self._slots = list(slots)
+        old, self._slots = self._slots, list(slots)
+        self._retire([s for s in old if s not in slots])
         self._chooser = Chooser(self._slots)
         self._max_in_flight = max_in_flight
         self._deadline = now + lease_seconds
@@ -197,6 +197,18 @@ class Pacer:
         while self._waiting and self._in_flight < max_in_flight:
             self._launch(*self._waiting.popleft())
         self._wake()
+
+    def set_healths(self, states: dict[str, bool]) -> None:
+        """`set_health` for many targets at once (one pass over the slots)."""
+        changed = False
+        for slot in self._slots:
+            healthy = states.get(slot.name)
+            if healthy is not None and slot.healthy != healthy:
+                slot.healthy = healthy
+                slot.stats.healthy = healthy
+                changed = True
+        if changed:
+            self._chooser = Chooser(self._slots)
 
     def set_health(self, name: str, healthy: bool) -> None:
         changed = False
@@ -218,8 +230,8 @@ class Pacer:
 
     def clear_slots(self) -> None:
         """Forget every target (after a drain); executors close once their sends end."""
-        self._retire(self._slots)
-        self._slots = []
+        old, self._slots = self._slots, []
+        self._retire(old)
         self._chooser = Chooser([])
 
     async def wait_idle(self, within: float) -> bool:
@@ -345,7 +357,7 @@ class Pacer:
                 finally:
                     slot.in_flight -= 1
                     if slot.retired and slot.in_flight == 0:
-                        self._close_slot(slot)
+                        self._close_slot(slot, {s.name for s in self._slots})
                 if not self._waiting:
                     return
                 slot, intended = self._waiting.popleft()
@@ -373,19 +385,24 @@ class Pacer:
             self._idle.set()
 
     def _retire(self, slots: Sequence[Slot]) -> None:
+        live = {s.name for s in self._slots}
         for slot in slots:
             if slot.retired:
                 continue
             slot.retired = True
             if slot.in_flight == 0:
-                self._close_slot(slot)
+                self._close_slot(slot, live)
         if self._waiting and any(s.retired for s, _ in self._waiting):
             kept = deque((s, t) for s, t in self._waiting if not s.retired)
             self._rec.dropped += len(self._waiting) - len(kept)
             self._rec.late += len(self._waiting) - len(kept)
             self._waiting = kept
 
-    def _close_slot(self, slot: Slot) -> None:
+    def _close_slot(self, slot: Slot, live: set[str]) -> None:
+        # Nothing records into this slot any more; its counters may be folded unless the
+        # same name is back in the plan (`live`: a new slot sharing the recorder).
+        if slot.name not in live:
+            self._rec.retire(slot.name)
         task = asyncio.get_running_loop().create_task(self._close_executor(slot))
         self._closers.add(task)
         task.add_done_callback(self._closers.discard)

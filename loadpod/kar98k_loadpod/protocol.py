@@ -21,7 +21,9 @@ DEFAULT_DRAIN_TIMEOUT = 10.0
 class DrainRequest(WireModel):
     """Optional body of POST /v1/drain."""
 
-    timeout_seconds: float = Field(default=DEFAULT_DRAIN_TIMEOUT, ge=0, le=3600)
+    timeout_seconds: float = Field(
+        default=DEFAULT_DRAIN_TIMEOUT, ge=0, le=3600, strict=True, allow_inf_nan=False
+    )
 
 
 class PlanAck(WireModel):

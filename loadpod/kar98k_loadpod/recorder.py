@@ -31,6 +31,16 @@ DURATION_BUCKETS: tuple[float, ...] = (
     10.0,
 )
 HISTORY_SECONDS = 60
+RETIRED = "_retired"
+"""Stats key holding the counters of targets folded away (never a valid target name)."""
+MAX_RETIRED_KEPT = 32
+"""Targets no longer in the plan whose counters are kept by name; older ones are folded."""
+
+
+_NO_LATENCY = LatencyHistogram()
+"""Shared stand-in until a target records its first request: a histogram costs ~190 KB and
+~0.5 ms to build, and a plan may bring MAX_TARGETS targets, many never or rarely chosen.
+Only read, never recorded into."""
 
 
 class TargetRecorder:
@@ -40,6 +50,7 @@ class TargetRecorder:
         "buckets",
         "corrected",
         "errors",
+        "health_checked",
         "healthy",
         "outcomes",
         "raw",
@@ -54,8 +65,8 @@ class TargetRecorder:
         self.outcomes: dict[str, int] = {}
         self.skipped_unhealthy = 0
         self.healthy = True
-        self.raw = LatencyHistogram()
-        self.corrected = LatencyHistogram()
+        self.health_checked = False
+        self.raw = self.corrected = _NO_LATENCY  # allocated at the first request
         self.raw_sum = 0.0
         # Non-cumulative counts per DURATION_BUCKETS slot, last one is +Inf.
         self.buckets = [0] * (len(DURATION_BUCKETS) + 1)
@@ -67,10 +78,34 @@ class TargetRecorder:
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
         if outcome not in SUCCESS_OUTCOMES:
             self.errors += 1
+        if self.raw is _NO_LATENCY:
+            self._allocate()
         self.raw.record_seconds(raw)
         self.corrected.record_seconds(corrected)
         self.raw_sum += raw
         self.buckets[bisect_left(DURATION_BUCKETS, raw)] += 1
+
+    def _allocate(self) -> None:
+        self.raw = LatencyHistogram()
+        self.corrected = LatencyHistogram()
+
+    def release(self) -> None:
+        """Free the histograms (the recorder is no longer reported)."""
+        self.raw = self.corrected = _NO_LATENCY
+
+    def absorb(self, other: TargetRecorder) -> None:
+        """Add another recorder's counts and histograms to this one."""
+        if self.raw is _NO_LATENCY:
+            self._allocate()
+        self.requests += other.requests
+        self.errors += other.errors
+        for outcome, count in other.outcomes.items():
+            self.outcomes[outcome] = self.outcomes.get(outcome, 0) + count
+        self.skipped_unhealthy += other.skipped_unhealthy
+        self.raw.merge(other.raw)
+        self.corrected.merge(other.corrected)
+        self.raw_sum += other.raw_sum
+        self.buckets = [a + b for a, b in zip(self.buckets, other.buckets, strict=True)]
 
     def cumulative_buckets(self) -> list[int]:
         """Prometheus-style cumulative counts, one per bound plus +Inf."""
@@ -87,6 +122,7 @@ class TargetRecorder:
             errors=self.errors,
             outcomes=dict(self.outcomes),
             healthy=self.healthy,
+            health_checked=self.health_checked,
             skipped_unhealthy=self.skipped_unhealthy,
             latency_raw=self.raw.encode(),
             latency_corrected=self.corrected.encode(),
@@ -130,19 +166,43 @@ class SendCounter:
 
 
 class Recorder:
-    """All counters of the pod; cumulative since the process started."""
+    """All counters of the pod; cumulative since the process started.
+
+    Memory is bounded however plans churn: counters of targets that left the plan are kept by
+    name for the last MAX_RETIRED_KEPT of them, older ones are folded into one RETIRED entry,
+    so totals (and merged histograms) never go backwards while per-name detail is dropped.
+    """
 
     def __init__(self) -> None:
         self.targets: dict[str, TargetRecorder] = {}
         self.sent = SendCounter()
         self.late = 0
         self.dropped = 0
+        self._retired: dict[str, None] = {}  # names no longer in use, oldest first
 
     def target(self, name: str) -> TargetRecorder:
+        """The recorder for `name`, created on first use; a retired name is in use again."""
+        self._retired.pop(name, None)
         rec = self.targets.get(name)
         if rec is None:
             rec = self.targets[name] = TargetRecorder()
         return rec
+
+    def retire(self, name: str) -> None:
+        """`name` left the plan and nothing records into it any more."""
+        if name == RETIRED or name not in self.targets:
+            return
+        self._retired.pop(name, None)
+        self._retired[name] = None
+        while len(self._retired) > MAX_RETIRED_KEPT:
+            oldest = next(iter(self._retired))
+            del self._retired[oldest]
+            folded = self.targets.pop(oldest)
+            if folded.requests or folded.skipped_unhealthy:
+                self.target(RETIRED).absorb(folded)
+            # Its histograms are the bulk (~190 KB each): free them now, even if a stale
+            # reference to the recorder lingers until the cycle collector runs.
+            folded.release()
 
     @property
     def requests(self) -> int:

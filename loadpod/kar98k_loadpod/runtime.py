@@ -24,6 +24,10 @@ log = logging.getLogger(__name__)
 
 ExecutorFactory = Callable[[Target, int], Executor]
 
+BUILD_SLICE_S = 0.001
+"""Building a plan's new executors yields to the event loop after this much work, so sends due
+meanwhile go out on time however many targets a plan brings."""
+
 
 class StaleEpoch(Exception):
     """The plan's epoch is below the current one (or not above a drained one): 409."""
@@ -89,6 +93,7 @@ class PodRuntime:
         self._draining = False
         self._closed = False
         self._drain_lock = asyncio.Lock()
+        self._apply_lock = asyncio.Lock()
         self._closing: set[asyncio.Task[None]] = set()
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -137,13 +142,40 @@ class PodRuntime:
 
     def apply(self, plan: Plan) -> Applied:
         """Apply at once; same epoch renews (and may change the rate), lower epoch is refused."""
+        self._admissible(plan)
+        return self._install(plan, self._build_entries(plan))
+
+    async def apply_plan(self, plan: Plan) -> Applied:
+        """As `apply`, but new executors are built in slices between which the loop runs.
+
+        Plans are applied one at a time in arrival order; admissibility (epoch, drain) is
+        checked again once the build is done, since a drain or a newer plan may have come in.
+        """
+        async with self._apply_lock:
+            self._admissible(plan)
+            current = self._entries
+            builder = await self._build_entries_async(plan)
+            try:
+                self._admissible(plan)
+            except (Draining, StaleEpoch):
+                builder.abandon()  # e.g. a drain came in meanwhile
+                raise
+            if self._entries is not current:
+                # A drain ran to its end meanwhile and retired what the builder meant to
+                # reuse: build again from what is current now, in one go.
+                builder.abandon()
+                return self._install(plan, self._build_entries(plan))
+            return self._install(plan, builder.finish())
+
+    def _admissible(self, plan: Plan) -> None:
         if self._draining or self._closed:
             raise Draining("draining: plans are refused until the drain ends")
         if self._drained_epoch is not None and plan.epoch <= self._drained_epoch:
             raise StaleEpoch(plan.epoch, self._drained_epoch, drained=True)
         if plan.epoch < self._epoch:
             raise StaleEpoch(plan.epoch, self._epoch, drained=False)
-        entries = self._build_entries(plan)
+
+    def _install(self, plan: Plan, entries: dict[str, _Entry]) -> Applied:
         renewed = plan.epoch == self._epoch
         targets_changed = [e.slot for e in entries.values()] != [
             e.slot for e in self._entries.values()
@@ -158,9 +190,11 @@ class PodRuntime:
         )
         self._entries = entries
         self.health.update({n: (e.target, e.executor) for n, e in entries.items()})
-        for name, entry in entries.items():
-            self.pacer.set_health(name, self.health.is_healthy(name))
+        self.pacer.set_healths({name: self.health.is_healthy(name) for name in entries})
+        for entry in entries.values():
             entry.slot.stats.healthy = entry.slot.healthy
+            check = entry.target.health_check
+            entry.slot.stats.health_checked = check is not None and check.enabled
         # Controllers push every ~100 ms with a new epoch: log only what changes the picture.
         if self._lease_expired_flag:
             log.info("plan received after lease expiry; sending again", extra=self._kv(plan))
@@ -176,34 +210,26 @@ class PodRuntime:
 
     def _build_entries(self, plan: Plan) -> dict[str, _Entry]:
         """Reuse executors of unchanged targets, build the rest; all or nothing."""
-        entries: dict[str, _Entry] = {}
-        reused: list[tuple[_Entry, Target]] = []
-        built: list[Executor] = []
-        try:
-            for target in plan.targets:
-                old = self._entries.get(target.name)
-                if (
-                    old is not None
-                    and old.max_in_flight == plan.max_in_flight
-                    and _same_but_weight(old.target, target)
-                ):
-                    reused.append((old, target))
-                    entries[target.name] = old
-                    continue
-                executor = self._make_executor(target, plan.max_in_flight)
-                built.append(executor)
-                slot = Slot(target.name, executor, target.weight, self.recorder.target(target.name))
-                entries[target.name] = _Entry(target, plan.max_in_flight, executor, slot)
-        except Exception as exc:
-            for executor in built:
-                task = asyncio.get_running_loop().create_task(executor.close())
-                self._closing.add(task)
-                task.add_done_callback(self._closing.discard)
-            raise PlanRejected([f"targets: cannot build an executor: {exc}"]) from exc
-        for entry, target in reused:
-            entry.slot.weight = target.weight  # a weight change keeps the connections
-            entry.target = target
-        return entries
+        builder = _Builder(self, plan)
+        for target in plan.targets:
+            builder.add(target)
+        return builder.finish()
+
+    async def _build_entries_async(self, plan: Plan) -> _Builder:
+        builder = _Builder(self, plan)
+        loop = asyncio.get_running_loop()
+        since = loop.time()
+        for target in plan.targets:
+            if builder.add(target) and loop.time() - since > BUILD_SLICE_S:
+                await asyncio.sleep(0)
+                since = loop.time()
+        return builder
+
+    def _close_later(self, executors: list[Executor]) -> None:
+        for executor in executors:
+            task = asyncio.get_running_loop().create_task(executor.close())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     def _kv(self, plan: Plan) -> dict[str, object]:
         return {
@@ -282,6 +308,53 @@ class PodRuntime:
             latency_raw=raw.encode(),
             latency_corrected=corrected.encode(),
         )
+
+
+class _Builder:
+    """Entries for one plan: unchanged targets keep theirs, the rest get new executors."""
+
+    def __init__(self, runtime: PodRuntime, plan: Plan) -> None:
+        self._runtime = runtime
+        self._plan = plan
+        self.entries: dict[str, _Entry] = {}
+        self._reused: list[tuple[_Entry, Target]] = []
+        self.built: list[Executor] = []
+
+    def add(self, target: Target) -> bool:
+        """Add one target; True when an executor had to be built (the costly case)."""
+        runtime, max_in_flight = self._runtime, self._plan.max_in_flight
+        old = runtime._entries.get(target.name)
+        if (
+            old is not None
+            and old.max_in_flight == max_in_flight
+            and _same_but_weight(old.target, target)
+        ):
+            self._reused.append((old, target))
+            self.entries[target.name] = old
+            return False
+        try:
+            executor = runtime._make_executor(target, max_in_flight)
+        except Exception as exc:
+            self.abandon()
+            raise PlanRejected([f"targets: cannot build an executor: {exc}"]) from exc
+        self.built.append(executor)
+        slot = Slot(target.name, executor, target.weight, runtime.recorder.target(target.name))
+        self.entries[target.name] = _Entry(target, max_in_flight, executor, slot)
+        return True
+
+    def abandon(self) -> None:
+        """The plan is not installed: close what was built, let go of counters never used."""
+        runtime = self._runtime
+        runtime._close_later(self.built)
+        for name, entry in self.entries.items():
+            if entry.executor in self.built and name not in runtime._entries:
+                runtime.recorder.retire(name)
+
+    def finish(self) -> dict[str, _Entry]:
+        for entry, target in self._reused:
+            entry.slot.weight = target.weight  # a weight change keeps the connections
+            entry.target = target
+        return self.entries
 
 
 def _same_but_weight(old: Target, new: Target) -> bool:

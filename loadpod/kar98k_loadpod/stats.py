@@ -21,6 +21,9 @@ class TargetStats(WireModel):
     errors: int = 0
     outcomes: dict[str, int] = Field(default_factory=dict)
     healthy: bool = True
+    health_checked: bool = Field(
+        default=False, description="The plan gives this target a health check (healthy means it)."
+    )
     skipped_unhealthy: int = Field(default=0, description="Sends not made: target unhealthy.")
     latency_raw: str = Field(default="", description="Encoded HDR histogram, microseconds.")
     latency_corrected: str = Field(default="", description="Encoded HDR histogram, microseconds.")

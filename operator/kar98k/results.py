@@ -32,6 +32,7 @@ class TargetSummary(BaseModel):
     error_rate: float = 0.0
     outcomes: dict[str, int] = Field(default_factory=dict)
     healthy: bool = True
+    health_checked: bool | None = None  # None: not reported (older pods or reports)
     skipped_unhealthy: int = 0
     latency_ms: LatencyPair = Field(default_factory=LatencyPair)
 

@@ -172,11 +172,11 @@ async def test_reflection_round_trip(grpc_server: DemoGrpcServer) -> None:
 async def test_grpc_metadata_env_expansion(
     grpc_server: DemoGrpcServer, monkeypatch: pytest.MonkeyPatch, executor: ExecutorFactory
 ) -> None:
-    monkeypatch.setenv("KAR98K_TEST_TOKEN", "grpc-secret")
+    monkeypatch.setenv("K98_TEST_TOKEN", "grpc-secret")
     ex = executor(
         url=grpc_server.target_url,
         protocol="grpc",
-        headers={"X-Token": "${KAR98K_TEST_TOKEN}"},
+        headers={"X-Token": "${K98_TEST_TOKEN}"},
     )
     assert await ex.send() == "grpc_OK"
     assert grpc_server.last_metadata["x-token"] == "grpc-secret"

@@ -281,17 +281,17 @@ async def scenario_tls(_: Server) -> None:
 
 
 async def scenario_body_headers_and_env(server: Server) -> None:
-    os.environ["KAR98K_TEST_SECRET"] = "s3cret"  # expanded once, when the executor is built
+    os.environ["K98_TEST_SECRET"] = "s3cret"  # expanded once, when the executor is built
     t = target(
         server.url + "/echo?x=1&y=a%20b",
         method="POST",
         body='{"hello": "wörld"}',
-        headers={"Authorization": "Bearer ${KAR98K_TEST_SECRET}", "X-Trace": "abc"},
+        headers={"Authorization": "Bearer ${K98_TEST_SECRET}", "X-Trace": "abc"},
     )
     try:
         ex = FastHttp1Executor(t, 4)
     finally:
-        del os.environ["KAR98K_TEST_SECRET"]
+        del os.environ["K98_TEST_SECRET"]
     try:
         assert await sends(ex, 2) == ["2xx", "2xx"]
     finally:
@@ -430,7 +430,10 @@ def test_render_request() -> None:
 
 
 async def scenario_header_injection_refused(server: Server) -> None:
-    ex = FastHttp1Executor(target(server.url + "/", headers={"X-Bad": "a\r\nX-Evil: 1"}), 4)
+    # The model refuses CR/LF in header values; an expanded variable can still carry them.
+    os.environ["K98_TEST_CRLF"] = "a\r\nX-Evil: 1"
+    ex = FastHttp1Executor(target(server.url + "/", headers={"X-Bad": "${K98_TEST_CRLF}"}), 4)
+    del os.environ["K98_TEST_CRLF"]
     try:
         assert await ex.send() == "error"
         assert await ex.probe() is False

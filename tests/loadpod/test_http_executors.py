@@ -114,10 +114,10 @@ async def test_refused(closed_port: int, build: Build) -> None:
 async def test_header_env_expansion(
     server: Server, monkeypatch: pytest.MonkeyPatch, build: Build
 ) -> None:
-    monkeypatch.setenv("KAR98K_TEST_TOKEN", "s3cret")
+    monkeypatch.setenv("K98_TEST_TOKEN", "s3cret")
     ex = build(
         url=server.url + "/fast",
-        headers={"Authorization": "Bearer ${KAR98K_TEST_TOKEN}", "X-Plain": "v"},
+        headers={"Authorization": "Bearer ${K98_TEST_TOKEN}", "X-Plain": "v"},
     )
     assert await ex.send() == "2xx"
     seen = server.last_headers

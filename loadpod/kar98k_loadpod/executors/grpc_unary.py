@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import grpc
 from grpc_health.v1 import health_pb2
 
-from ..targets import HEALTH_METHOD, Target, expand_env
+from ..targets import HEALTH_METHOD, Target, expand_header
 from . import tls
 from .grpc_reflection import Metadata, ResolveError, encode_message, resolve_request
 from .outcome import ERROR, GRPC_OK, grpc_outcome
@@ -44,7 +44,7 @@ def _metadata(target: Target) -> Metadata:
     pairs: list[tuple[str, str | bytes]] = []
     for key, value in target.headers.items():
         name = key.lower()
-        expanded = expand_env(value)
+        expanded = expand_header(key, value)
         pairs.append((name, expanded.encode() if name.endswith("-bin") else expanded))
     return tuple(pairs)
 

@@ -8,7 +8,7 @@ import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from ..targets import Target, expand_env
+from ..targets import Target, expand_header
 from . import tls
 from .outcome import exception_outcome, http_outcome
 
@@ -20,7 +20,7 @@ def prepared_headers(target: Target) -> CIMultiDictProxy[str]:
     """Target headers with '${NAME}' expanded once; read-only so concurrent sends share it."""
     headers: CIMultiDict[str] = CIMultiDict({"User-Agent": USER_AGENT})
     for key, value in target.headers.items():
-        headers[key] = expand_env(value)
+        headers[key] = expand_header(key, value)
     return CIMultiDictProxy(headers)
 
 

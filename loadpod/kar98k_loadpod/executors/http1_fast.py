@@ -31,7 +31,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 import httptools
 
-from ..targets import Target, expand_env
+from ..targets import Target, expand_header
 from . import tls
 from .outcome import CONNECT_ERROR, ERROR, TIMEOUT
 
@@ -54,7 +54,8 @@ def _status_key(status: int) -> str:
 
 def _check_header_text(text: str, what: str) -> None:
     if "\r" in text or "\n" in text or "\0" in text:
-        raise ValueError(f"{what} contains a line break or NUL: {text!r}")
+        # Never echo the text: it may be an expanded secret, and this message is logged.
+        raise ValueError(f"{what} contains a line break or NUL")
 
 
 def render_request(
@@ -99,7 +100,7 @@ def render_request(
         userinfo = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
         put("Authorization", "Basic " + base64.b64encode(userinfo.encode()).decode("ascii"))
     for name, value in target.headers.items():
-        put(name, expand_env(value))
+        put(name, expand_header(name, value))
     # Framing is ours: never let a configured header contradict the bytes we send.
     headers.pop("content-length", None)
     headers.pop("transfer-encoding", None)

@@ -36,7 +36,7 @@ import h2.events
 import h2.exceptions
 import h2.settings
 
-from ..targets import Target, expand_env
+from ..targets import Target, expand_header
 from . import tls
 from .http1_fast import IDEMPOTENT, USER_AGENT
 from .outcome import CONNECT_ERROR, ERROR, TIMEOUT
@@ -109,7 +109,7 @@ def build_headers(target: Target, *, method: str | None = None, path: str | None
         userinfo = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
         regular["authorization"] = "Basic " + base64.b64encode(userinfo.encode()).decode()
     for name, raw in target.headers.items():
-        value = expand_env(raw)
+        value = expand_header(name, raw)
         lower = name.lower()
         if not lower or any(c in lower for c in ":\r\n\0 ") or any(c in value for c in "\r\n\0"):
             raise ValueError(f"invalid header {name!r}")

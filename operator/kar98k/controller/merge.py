@@ -151,6 +151,7 @@ class Merger:
                 summary.errors += tstats.errors
                 summary.skipped_unhealthy += tstats.skipped_unhealthy
                 summary.healthy = summary.healthy and tstats.healthy
+                summary.health_checked = bool(summary.health_checked) or tstats.health_checked
                 _add(summary.outcomes, tstats.outcomes.items())
                 _add(outcomes, tstats.outcomes.items())
                 raw = LatencyHistogram.decode(tstats.latency_raw)

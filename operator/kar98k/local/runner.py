@@ -273,7 +273,11 @@ def print_summary(summary: RunSummary, console: Console) -> None:
                 str(target.requests),
                 f"{target.errors} ({target.error_rate:.2%})",
                 f"{target.latency_ms.corrected.p99:.2f} ms",
-                "yes" if target.healthy else "no",
+                "not checked"
+                if target.health_checked is False
+                else "yes"
+                if target.healthy
+                else "no",
             )
         console.print(targets)
     if summary.checks:

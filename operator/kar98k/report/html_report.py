@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from kar98k import __version__
-from kar98k.results import Check, LatencySummary, RunSummary
+from kar98k.results import Check, LatencySummary, RunSummary, TargetSummary
 
 from .charts import buckets, latency_chart, outcomes_chart, rate_chart
 from .html_style import CSS
@@ -118,6 +118,16 @@ def _checks(checks: Sequence[Check]) -> str:
     return _card_section("Thresholds", table)
 
 
+def health_pill(t: TargetSummary) -> str:
+    """A target without a health check is "not checked", whatever its errors: "healthy" would
+    claim a probe said so."""
+    if t.health_checked is False:
+        return '<span class="pill">not checked</span>'
+    if t.healthy:
+        return '<span class="pill pass">healthy</span>'
+    return '<span class="pill fail">unhealthy</span>'
+
+
 def _targets_table(s: RunSummary) -> str:
     rows = []
     for name, t in sorted(s.targets.items()):
@@ -129,9 +139,7 @@ def _targets_table(s: RunSummary) -> str:
                 _pct(t.error_rate),
                 *_latency_cells(t.latency_ms.corrected),
                 _ms(t.latency_ms.raw.p99),
-                '<span class="pill pass">healthy</span>'
-                if t.healthy
-                else '<span class="pill fail">unhealthy</span>',
+                health_pill(t),
                 f"{t.skipped_unhealthy:,}",
             ]
         )

@@ -148,6 +148,10 @@ def field_errors(
     seen: set[str] = set()
     for err in exc.errors(include_url=False):
         loc, message = _message(dict(err), model)
+        if "headers" in err["loc"]:
+            # Header values may be secrets (an unquoted API key reads as a number): say what is
+            # wrong, never what was given.
+            message = message.split(", got ", 1)[0]
         # Drop pydantic's union/type tags (e.g. 'int', 'str', 'function-after[...]').
         clean = [p for p in loc if isinstance(p, int) or not _is_tag(p)]
         fe = FieldError(format_path([*prefix, *clean]), message)

@@ -15,16 +15,20 @@ from typing import Annotated, Any, Literal, Self
 from kar98k_loadpod.durations import Duration as WireDuration
 from kar98k_loadpod.model_base import WireModel
 from kar98k_loadpod.plan import Arrival
-from kar98k_loadpod.targets import Target, unique_names
+from kar98k_loadpod.targets import MAX_TARGETS, Target
 from pydantic import (
     AfterValidator,
     ConfigDict,
     Field,
+    ValidationError,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
     WithJsonSchema,
     field_validator,
     model_validator,
 )
 from pydantic.config import JsonDict
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 # The API coordinates, said once: the operator's names, the CRD and the CLI take them from here.
 GROUP = "kar98k.dev"
@@ -34,7 +38,6 @@ KIND = "LoadTest"
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _HOUR_RANGE = re.compile(r"^(\d{1,2})-(\d{1,2})$")
 FREE_FORM: JsonDict = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
-MAX_TARGETS = 64
 # A Kubernetes resource quantity ("250m", "1.5Gi", "2"), as the API server parses it.
 QUANTITY = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(([KMGTPE]i)|[numkMGTPE]|([eE][+-]?[0-9]+))?$"
 _QUANTITY = re.compile(QUANTITY)
@@ -80,6 +83,13 @@ def positive_duration(field: str) -> tuple[str, str, str]:
     return (rule, f".{field}", "must be > 0")
 
 
+MAX_TIME_ZONE = 64  # the longest IANA name has 32 characters
+MAX_SCHEDULE = 256
+MAX_FACTOR = 1000.0
+MAX_TPS = 10_000_000.0
+MAX_SEED = 2**63 - 1
+
+
 def _finite(value: float) -> float:
     if not math.isfinite(value):
         raise ValueError(f"must be a finite duration, got {value}")
@@ -95,6 +105,7 @@ class ScheduleEntry(WireModel):
 
     hours: list[int | str] = Field(
         default_factory=list,
+        max_length=48,
         description="Hours 0-23 or inclusive ranges like '9-17'; empty means every hour.",
         json_schema_extra={"items": {"x-kubernetes-int-or-string": True}},
     )
@@ -102,10 +113,18 @@ class ScheduleEntry(WireModel):
         default_factory=list, description="Days (mon..sun); empty means every day."
     )
     multiplier: float = Field(
-        ge=0, allow_inf_nan=False, description="Factor applied to baseTPS while this matches."
+        ge=0,
+        le=MAX_FACTOR,
+        strict=True,
+        allow_inf_nan=False,
+        description="Factor applied to baseTPS while this matches (0..1000).",
     )
     priority: int = Field(
-        default=0, description="Highest priority wins among matches; ties go to the later entry."
+        default=0,
+        ge=-1_000_000,
+        le=1_000_000,
+        strict=True,
+        description="Highest priority wins among matches; ties go to the later entry.",
     )
 
     @field_validator("hours", mode="before")
@@ -177,11 +196,13 @@ class Spikes(WireModel):
         ),
     )
 
-    enabled: bool = Field(default=False, description="Generate random spikes.")
+    enabled: bool = Field(default=False, strict=True, description="Generate random spikes.")
     lambda_: float | None = Field(
         default=None,
         alias="lambda",
         gt=0,
+        le=1000,
+        strict=True,
         allow_inf_nan=False,
         description="Expected spikes per second (mean gap 1/lambda). Give this or meanInterval.",
     )
@@ -189,7 +210,12 @@ class Spikes(WireModel):
         default=None, description="Mean gap between spikes, e.g. '5m'. Give this or lambda."
     )
     factor: float = Field(
-        default=2.0, ge=1, allow_inf_nan=False, description="Peak multiplier of a spike (>= 1)."
+        default=2.0,
+        ge=1,
+        le=MAX_FACTOR,
+        strict=True,
+        allow_inf_nan=False,
+        description="Peak multiplier of a spike (1..1000).",
     )
     min_interval: Duration = Field(default=0.0, description="Shortest gap between spikes.")
     max_interval: Duration | None = Field(
@@ -199,19 +225,27 @@ class Spikes(WireModel):
     duration: Duration = Field(default=10.0, description="Time held at the peak factor.")
     ramp_down: Duration = Field(default=10.0, description="Decay from factor back to 1.")
 
+    @field_validator("mean_interval")
+    @classmethod
+    def _mean(cls, value: float | None, info: ValidationInfo) -> float | None:
+        if value is not None and value <= 0:
+            raise ValueError(f"must be > 0, got {value:g}s")
+        if value is not None and info.data.get("lambda_") is not None:
+            raise ValueError("give either lambda or meanInterval, not both")
+        return value
+
+    @field_validator("max_interval")
+    @classmethod
+    def _max(cls, value: float | None, info: ValidationInfo) -> float | None:
+        least = info.data.get("min_interval")
+        if value is not None and least is not None and value < least:
+            raise ValueError(f"must be >= minInterval ({least:g}s), got {value:g}s")
+        return value
+
     @model_validator(mode="after")
     def _check(self) -> Self:
         if self.enabled and self.lambda_ is None and self.mean_interval is None:
             raise ValueError("lambda: give lambda or meanInterval when spikes are enabled")
-        if self.lambda_ is not None and self.mean_interval is not None:
-            raise ValueError("meanInterval: give either lambda or meanInterval, not both")
-        if self.mean_interval is not None and self.mean_interval <= 0:
-            raise ValueError(f"meanInterval: must be > 0, got {self.mean_interval:g}s")
-        if self.max_interval is not None and self.max_interval < self.min_interval:
-            raise ValueError(
-                f"maxInterval: must be >= minInterval ({self.min_interval:g}s), "
-                f"got {self.max_interval:g}s"
-            )
         return self
 
     @property
@@ -232,10 +266,15 @@ class NoiseType(StrEnum):
 class Noise(WireModel):
     """Continuous small fluctuation around 1, bounded by ±amplitude."""
 
-    enabled: bool = Field(default=False, description="Add noise.")
+    enabled: bool = Field(default=False, strict=True, description="Add noise.")
     type: NoiseType = Field(default=NoiseType.SPRING, description="spring (damped) or perlin.")
     amplitude: float = Field(
-        default=0.1, ge=0, le=1, allow_inf_nan=False, description="Bound of the noise, 0..1."
+        default=0.1,
+        ge=0,
+        le=1,
+        strict=True,
+        allow_inf_nan=False,
+        description="Bound of the noise, 0..1.",
     )
 
 
@@ -248,24 +287,43 @@ class Pattern(WireModel):
     )
 
     base_tps: float = Field(
-        alias="baseTPS", gt=0, allow_inf_nan=False, description="Base requests per second (> 0)."
+        alias="baseTPS",
+        gt=0,
+        strict=True,
+        allow_inf_nan=False,
+        description="Base requests per second (> 0, at most 10,000,000).",
     )
     max_tps: float | None = Field(
         default=None,
         alias="maxTPS",
+        le=MAX_TPS,
+        strict=True,
         allow_inf_nan=False,
         description="Hard ceiling (>= baseTPS); default 10×baseTPS.",
     )
     min_tps: float = Field(
-        default=0.0, alias="minTPS", ge=0, allow_inf_nan=False, description="Floor after ramp-up."
+        default=0.0,
+        alias="minTPS",
+        ge=0,
+        strict=True,
+        allow_inf_nan=False,
+        description="Floor after ramp-up.",
     )
     ramp_up: Duration = Field(default=0.0, description="Start-up ramp from 0 to full rate.")
-    time_zone: str = Field(default="UTC", description="IANA time zone for the schedule.")
-    schedule: list[ScheduleEntry] = Field(default_factory=list, description="Time-of-day shape.")
+    time_zone: str = Field(
+        default="UTC", max_length=MAX_TIME_ZONE, description="IANA time zone for the schedule."
+    )
+    schedule: list[ScheduleEntry] = Field(
+        default_factory=list, max_length=MAX_SCHEDULE, description="Time-of-day shape."
+    )
     spikes: Spikes = Field(default_factory=Spikes, description="Poisson spikes.")
     noise: Noise = Field(default_factory=Noise, description="Continuous noise.")
     seed: int | None = Field(
-        default=None, ge=0, description="Seed for spikes and noise; absent: chosen at start."
+        default=None,
+        ge=0,
+        le=MAX_SEED,
+        strict=True,
+        description="Seed for spikes and noise; absent: chosen at start.",
     )
 
     @field_validator("time_zone")
@@ -273,21 +331,35 @@ class Pattern(WireModel):
     def _zone(cls, value: str) -> str:
         try:
             zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError) as exc:
+            # OSError: 'America' is a directory of tzdata, not a zone; odd names may be
+            # refused by the file system itself.
             raise ValueError(f"unknown IANA time zone {value!r}") from exc
         return value
 
-    @model_validator(mode="after")
-    def _bounds(self) -> Self:
-        if self.max_tps is not None and self.max_tps < self.base_tps:
-            raise ValueError(
-                f"maxTPS: must be >= baseTPS ({self.base_tps:g}), got {self.max_tps:g}"
-            )
-        if self.min_tps > self.base_tps:
-            raise ValueError(
-                f"minTPS: must be <= baseTPS ({self.base_tps:g}), got {self.min_tps:g}"
-            )
-        return self
+    @field_validator("base_tps")
+    @classmethod
+    def _base(cls, value: float) -> float:
+        # Checked here rather than as a schema maximum: the CRD keeps baseTPS's schema minimal.
+        if value > MAX_TPS:
+            raise ValueError(f"must be <= {MAX_TPS:g}, got {value:g}")
+        return value
+
+    @field_validator("max_tps")
+    @classmethod
+    def _ceiling(cls, value: float | None, info: ValidationInfo) -> float | None:
+        base = info.data.get("base_tps")
+        if value is not None and base is not None and value < base:
+            raise ValueError(f"must be >= baseTPS ({base:g}), got {value:g}")
+        return value
+
+    @field_validator("min_tps")
+    @classmethod
+    def _floor(cls, value: float, info: ValidationInfo) -> float:
+        base = info.data.get("base_tps")
+        if base is not None and value > base:
+            raise ValueError(f"must be <= baseTPS ({base:g}), got {value:g}")
+        return value
 
     @property
     def ceiling(self) -> float:
@@ -314,6 +386,7 @@ class Thresholds(WireModel):
         default=None,
         ge=0,
         le=1,
+        strict=True,
         allow_inf_nan=False,
         description="Ceiling for errors/requests (0..1).",
     )
@@ -321,6 +394,7 @@ class Thresholds(WireModel):
         default=None,
         ge=0,
         le=1,
+        strict=True,
         allow_inf_nan=False,
         description="Floor for achieved/target requests (0..1).",
     )
@@ -338,18 +412,26 @@ class LoadPods(WireModel):
         positive_duration("startTimeout"),
     )
 
-    replicas: int | None = Field(default=None, ge=1, le=1000, description="Fixed pod count.")
+    replicas: int | None = Field(
+        default=None, ge=1, le=1000, strict=True, description="Fixed pod count."
+    )
     per_pod_max_tps: float | None = Field(
         default=None,
         alias="perPodMaxTPS",
         gt=0,
+        le=MAX_TPS,
+        strict=True,
         allow_inf_nan=False,
         description="Size the fleet as ceil(maxTPS / perPodMaxTPS) when replicas is absent.",
     )
-    max_in_flight: int = Field(default=256, ge=1, le=100_000, description="Per pod.")
+    max_in_flight: int = Field(default=256, ge=1, le=100_000, strict=True, description="Per pod.")
     arrival: Arrival = Field(default=Arrival.POISSON, description="poisson or uniform arrivals.")
     min_ready: int | None = Field(
-        default=None, ge=1, description="Pods that must be ready to start; default all."
+        default=None,
+        ge=1,
+        le=1000,
+        strict=True,
+        description="Pods that must be ready to start; default all.",
     )
     start_timeout: Duration = Field(default=120.0, description="Wait this long for minReady.")
     image: str | None = Field(default=None, description="Override the operator's load-pod image.")
@@ -367,7 +449,9 @@ class LoadPods(WireModel):
         default_factory=dict, description="Pod affinity.", json_schema_extra=FREE_FORM
     )
     separate: bool = Field(
-        default=False, description="Spread load pods over distinct nodes (anti-affinity)."
+        default=False,
+        strict=True,
+        description="Spread load pods over distinct nodes (anti-affinity).",
     )
     env: list[dict[str, Any]] = Field(
         default_factory=list,
@@ -414,7 +498,11 @@ class Cleanup(WireModel):
     """What happens after the run ends (load pods are always scaled to zero)."""
 
     ttl_seconds_after_finished: int | None = Field(
-        default=None, ge=0, description="Wait this long before applying the action."
+        default=None,
+        ge=0,
+        le=31_622_400,
+        strict=True,
+        description="Wait this long before applying the action (at most 366 days).",
     )
     on_success: CleanupAction = Field(
         default=CleanupAction.PODS,
@@ -443,7 +531,7 @@ class LoadTestSpec(WireModel):
     targets: list[Target] = Field(
         min_length=1,
         max_length=MAX_TARGETS,
-        description=f"Endpoints under load (1 to {MAX_TARGETS}, names unique).",
+        description=f"Endpoints under load: 1 to {MAX_TARGETS}, names unique.",
         json_schema_extra={
             # Unique names, checked by the API server; also lets server-side apply merge by name.
             "x-kubernetes-list-type": "map",
@@ -454,21 +542,76 @@ class LoadTestSpec(WireModel):
     duration: Duration | None = Field(
         default=None, description="Run length, e.g. '30m'; absent runs until stopped."
     )
-    paused: bool = Field(default=False, description="Stop traffic while true.")
+    paused: bool = Field(default=False, strict=True, description="Stop traffic while true.")
     thresholds: Thresholds = Field(default_factory=Thresholds, description="Verdict criteria.")
     load_pods: LoadPods = Field(default_factory=LoadPods, description="Load-pod fleet.")
     cleanup: Cleanup = Field(default_factory=Cleanup, description="After the run.")
 
-    @model_validator(mode="after")
-    def _targets(self) -> Self:
-        dupes = unique_names(self.targets)
-        if dupes:
-            raise ValueError(f"targets: names must be unique, repeated: {', '.join(dupes)}")
-        if not any(t.weight > 0 for t in self.targets):
-            raise ValueError("targets: at least one target needs weight > 0")
-        if self.duration is not None and self.duration <= 0:
-            raise ValueError(f"duration: must be > 0, got {self.duration:g}s")
-        return self
+    @field_validator("targets", mode="wrap")
+    @classmethod
+    def _targets(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> list[Target]:
+        if isinstance(value, list) and len(value) > MAX_TARGETS:
+            # Refused before any target is validated: a huge list costs next to nothing.
+            raise ValueError(f"at most {MAX_TARGETS} targets, got {len(value)}")
+        try:
+            targets: list[Target] = handler(value)
+        except ValidationError as exc:
+            # Name and weight mistakes are reported with the targets' own ones, in one pass.
+            raise _with_problems(exc, _raw_target_problems(value), value) from None
+        problems = _target_problems([t.name for t in targets], any(t.weight > 0 for t in targets))
+        if problems:
+            raise _with_problems(None, problems, value)
+        return targets
+
+    @field_validator("duration")
+    @classmethod
+    def _duration(cls, value: float | None) -> float | None:
+        if value is not None and value <= 0:
+            raise ValueError(f"must be > 0, got {value:g}s")
+        return value
+
+
+def _target_problems(names: list[str], any_positive_weight: bool) -> list[str]:
+    problems: list[str] = []
+    dupes = [n for i, n in enumerate(names) if n in names[:i]]
+    if dupes:
+        problems.append(f"names must be unique, repeated: {', '.join(dict.fromkeys(dupes))}")
+    if not any_positive_weight:
+        problems.append("at least one target needs weight > 0")
+    return problems
+
+
+def _raw_target_problems(value: Any) -> list[str]:
+    """The same checks on targets not all valid, judging only what can be read."""
+    if not isinstance(value, list):
+        return []
+    items = [item for item in value if isinstance(item, dict)]
+    names = [item["name"] for item in items if isinstance(item.get("name"), str)]
+    weights = [item.get("weight", 1.0) for item in items]
+    readable = [w for w in weights if isinstance(w, int | float) and not isinstance(w, bool)]
+    # An unreadable weight might be positive once fixed: claim "no positive weight" only when
+    # every weight could be read.
+    positive = len(readable) < len(weights) or any(w > 0 for w in readable) or not items
+    return _target_problems(names, positive)
+
+
+def _with_problems(exc: ValidationError | None, problems: list[str], value: Any) -> ValidationError:
+    details: list[InitErrorDetails] = []
+    if exc is not None:
+        for err in exc.errors():
+            detail: InitErrorDetails = {
+                "type": err["type"],
+                "loc": err["loc"],
+                "input": err["input"],
+            }
+            if "ctx" in err:
+                detail["ctx"] = err["ctx"]
+            details.append(detail)
+    for problem in problems:
+        details.append(
+            {"type": PydanticCustomError("value_error", problem), "loc": (), "input": value}
+        )
+    return ValidationError.from_exception_data("targets", details)
 
 
 class Metadata(WireModel):
