@@ -119,3 +119,18 @@ def test_every_rule_in_the_crd_has_a_case() -> None:
     missing = sorted(rules - covered)
     assert not missing, f"CEL rules with no case in CASES: {missing}"
     assert len(rules) >= 14
+
+
+async def test_a_seed_is_accepted_up_to_its_documented_maximum(bare_api: Kube) -> None:
+    """The API server reads `maximum` as a float: a bound near 2**63 once overflowed there."""
+    from kar98k.spec.model import MAX_SEED  # noqa: PLC0415
+
+    for seed in (7, MAX_SEED):
+        body = broken({"pattern": {"baseTPS": 10, "seed": seed}})
+        answer = await bare_api.request("POST", lt_path(NS), body=body, params={"dryRun": "All"})
+        assert answer["spec"]["pattern"]["seed"] == seed
+    with pytest.raises(SpecError):
+        parse_spec(broken({"pattern": {"baseTPS": 10, "seed": MAX_SEED + 1}})["spec"])
+    assert "spec.pattern.seed" in await refusal(
+        bare_api, broken({"pattern": {"baseTPS": 10, "seed": MAX_SEED + 1}})
+    )

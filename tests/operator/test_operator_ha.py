@@ -66,7 +66,12 @@ async def test_one_replica_acts_and_the_other_takes_over_when_it_dies(
                     "noise": {"enabled": True, "amplitude": 0.2}})  # fmt: skip
     await apply(api, "ha-load", body)
     before = await wait_status(
-        api, "ha-load", "steady", running_with(1), within=START, what="Running"
+        api,
+        "ha-load",
+        "steady",
+        lambda s: running_with(1)(s) and s.get("epoch", 0) > 0,
+        within=START,
+        what="Running with plans pushed",
     )
     assert len(operator.running_pods()) == 2
     started = [e for e in await events_of(api, "ha-load", "steady") if e["reason"] == "Started"]

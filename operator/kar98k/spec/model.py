@@ -87,7 +87,10 @@ MAX_TIME_ZONE = 64  # the longest IANA name has 32 characters
 MAX_SCHEDULE = 256
 MAX_FACTOR = 1000.0
 MAX_TPS = 10_000_000.0
-MAX_SEED = 2**63 - 1
+# JSON numbers are exact only up to 2**53 in most clients, and the API server reads a schema's
+# `maximum` as a float: 2**63 - 1 there rounded to 2**63 and overflowed to -2**63, refusing every
+# seed (found on the real kube-apiserver).
+MAX_SEED = 2**53 - 1
 
 
 def _finite(value: float) -> float:
