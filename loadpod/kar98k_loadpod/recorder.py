@@ -11,7 +11,7 @@ from bisect import bisect_left
 from collections import deque
 
 from .histogram import LatencyHistogram
-from .stats import SUCCESS_OUTCOMES, TargetStats
+from .stats import SUCCESS_OUTCOMES, UNANSWERED_OUTCOMES, TargetStats
 
 # Upper bounds (seconds) of the Prometheus request-duration buckets; +Inf is implicit.
 DURATION_BUCKETS: tuple[float, ...] = (
@@ -78,6 +78,8 @@ class TargetRecorder:
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
         if outcome not in SUCCESS_OUTCOMES:
             self.errors += 1
+            if outcome in UNANSWERED_OUTCOMES:
+                return  # no answer, no latency: see stats.UNANSWERED_OUTCOMES
         if self.raw is _NO_LATENCY:
             self._allocate()
         self.raw.record_seconds(raw)

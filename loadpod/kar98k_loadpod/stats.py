@@ -10,6 +10,17 @@ from .model_base import WireModel
 # "error" (any other transport failure), and "grpc_<CODE>" (e.g. "grpc_OK",
 # "grpc_UNAVAILABLE") for gRPC. Success is 2xx/3xx for HTTP and grpc_OK for gRPC.
 SUCCESS_OUTCOMES = frozenset({"1xx", "2xx", "3xx", "grpc_OK"})
+# Failures that got no answer from the target: there is no response time to speak of, only a
+# time to failure. Latency histograms hold answered requests only (any status, 5xx included), so a
+# run whose every request failed to connect cannot show a fast p99 and pass its latency checks.
+UNANSWERED_OUTCOMES = frozenset(
+    {"timeout", "connect_error", "error", "grpc_UNAVAILABLE", "grpc_DEADLINE_EXCEEDED",
+     "grpc_CANCELLED"}
+)  # fmt: skip
+
+
+def is_answered(outcome: str) -> bool:
+    return outcome not in UNANSWERED_OUTCOMES
 
 
 def is_error(outcome: str) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from kar98k_loadpod.stats import is_answered
 from pydantic import BaseModel, Field
 
 
@@ -35,6 +36,11 @@ class TargetSummary(BaseModel):
     health_checked: bool | None = None  # None: not reported (older pods or reports)
     skipped_unhealthy: int = 0
     latency_ms: LatencyPair = Field(default_factory=LatencyPair)
+
+    @property
+    def answered(self) -> int:
+        """Requests the target answered (any status): the ones latency is measured on."""
+        return sum(n for outcome, n in self.outcomes.items() if is_answered(outcome))
 
 
 class PodSummary(BaseModel):
@@ -116,6 +122,11 @@ class RunSummary(BaseModel):
     checks: list[Check] = Field(default_factory=list)
     series: list[SeriesPoint] = Field(default_factory=list)
     controller: ControllerFigures = Field(default_factory=ControllerFigures)
+
+    @property
+    def answered_total(self) -> int:
+        """Requests answered (any status): the latency percentiles describe these only."""
+        return sum(n for outcome, n in self.outcomes.items() if is_answered(outcome))
 
 
 class LiveStatus(BaseModel):

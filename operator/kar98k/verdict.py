@@ -1,7 +1,8 @@
 """Judge a run against its thresholds: one Check per threshold set, with a message a human reads.
 
 Everything is judged over the whole run (or the run so far, for live views): latency from the
-merged histograms, never from averaged per-pod percentiles.
+merged histograms, never from averaged per-pod percentiles. Latency is that of answered requests
+(any status); requests that got no answer count as errors and never make latency look good.
 """
 
 from __future__ import annotations
@@ -31,6 +32,13 @@ def judge(thresholds: Thresholds, summary: RunSummary) -> list[Check]:
         if summary.requests_total == 0:
             passed = False
             message = f"{name} {basis} latency: no requests completed, nothing to judge"
+        elif summary.answered_total == 0:
+            # Percentiles are of answered requests; with none, a fast "p99" would be a lie.
+            passed = False
+            message = (
+                f"{name} {basis} latency: none of {summary.requests_total} requests was answered "
+                "(timeouts or connection failures), so latency cannot pass"
+            )
         elif passed:
             message = f"{what} is within the {_ms(ceiling)} ceiling"
         else:

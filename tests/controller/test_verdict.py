@@ -16,6 +16,7 @@ def summary(**kwargs: object) -> RunSummary:
         "requests_total": 1000,
         "errors_total": 5,
         "error_rate": 0.005,
+        "outcomes": {"2xx": 995, "5xx": 5},
         "target_requests": 1010.0,
         "latency_ms": LatencyPair(
             raw=LatencySummary(p50=1.0, p95=5.0, p99=9.0),
@@ -77,6 +78,24 @@ def test_latency_with_no_requests_fails_rather_than_passing_silently() -> None:
     check = judge(thresholds(latency={"p50": "1s"}), summary(requests_total=0))[0]
     assert not check.passed
     assert "no requests" in check.message
+
+
+def test_a_run_with_no_answered_request_fails_its_latency_checks() -> None:
+    """Every request failed to connect: whatever the (empty) percentiles say, latency fails."""
+    failed = summary(
+        errors_total=1000,
+        error_rate=1.0,
+        outcomes={"connect_error": 900, "timeout": 100},
+        latency_ms=LatencyPair(),
+    )
+    checks = judge(thresholds(latency={"p99": "250ms"}, errorRate=1.0), failed)
+    latency = checks[0]
+    assert latency.name == "latency.p99" and not latency.passed
+    assert "none of 1000 requests was answered" in latency.message
+    assert verdict_of(checks) == "fail"
+    # Answered errors (a 503 is an answer) still have a latency to judge.
+    answered = summary(outcomes={"5xx": 1000}, errors_total=1000, error_rate=1.0)
+    assert judge(thresholds(latency={"p99": "1s"}), answered)[0].passed
 
 
 def test_all_kinds_in_a_fixed_order() -> None:
