@@ -24,6 +24,7 @@ import yaml
 from kar98k_operator.kube import Kube, connection_from_kubeconfig
 
 from .controlplane import ControlPlane, ControlPlaneError, binaries
+from .faultproxy import FaultProxy
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "helm" / "kar98k"
@@ -49,6 +50,7 @@ class Cluster:
     workdir: Path
     nodes: list[str]
     agent: subprocess.Popen[bytes] | None = None
+    proxy: FaultProxy | None = None
 
     @property
     def kubeconfig(self) -> Path:
@@ -191,6 +193,8 @@ class Cluster:
             str(len(self.nodes)),
             *(f"--image={image}={command}" for image, command in images.items()),
         ]
+        if self.proxy is not None:
+            argv.append(f"--pod-api-port={self.proxy.port}")
         env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
@@ -214,20 +218,35 @@ class Cluster:
             except subprocess.TimeoutExpired:
                 os.killpg(self.agent.pid, signal.SIGKILL)
                 self.agent.wait(5)
+        if self.proxy is not None:
+            self.proxy.stop()
         self.plane.stop()
 
 
 @contextlib.contextmanager
 def running_cluster(
-    workdir: Path, *, nodes: int = 3, images: dict[str, str] | None = None
+    workdir: Path,
+    *,
+    nodes: int = 3,
+    images: dict[str, str] | None = None,
+    fault_proxy: bool = False,
 ) -> Iterator[Cluster]:
-    """Control plane + node agent with `nodes` Ready nodes; everything stopped on exit."""
+    """Control plane + node agent with `nodes` Ready nodes; everything stopped on exit.
+
+    With `fault_proxy`, pods reach the API server through a FaultProxy (`cluster.proxy`).
+    """
     plane = ControlPlane(workdir=workdir / "plane", bin_dir=binaries())
     cluster = Cluster(
         plane=plane, workdir=workdir, nodes=[f"kar98k-node-{i}" for i in range(nodes)]
     )
     plane.start()
     try:
+        if fault_proxy:
+            pki = plane.workdir / "pki"
+            cluster.proxy = FaultProxy(
+                plane.server, pki / "ca.crt", pki / "apiserver.crt", pki / "apiserver.key"
+            )
+            cluster.proxy.start()
         cluster.start_agent(chart_images() if images is None else images)
         yield cluster
     finally:

@@ -685,7 +685,7 @@ async def main_async(args: argparse.Namespace) -> None:
         nodes=[f"{args.node_prefix}-{i}" for i in range(args.nodes)],
         images=parse_images(args.image),
         workdir=args.workdir,
-        api_port=int(server.rsplit(":", 1)[1].rstrip("/")),
+        api_port=args.pod_api_port or int(server.rsplit(":", 1)[1].rstrip("/")),
         shim=build_shim(args.workdir / "shim"),
         bin_path=args.bin_path,
     )
@@ -708,6 +708,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nodes", type=int, default=3)
     parser.add_argument("--node-prefix", default="kar98k-node")
     parser.add_argument("--image", action="append", default=[], help="IMAGE=COMMAND (repeatable)")
+    parser.add_argument(
+        "--pod-api-port",
+        type=int,
+        default=0,
+        help="port pods reach the API server on (a fault proxy's); default the server's own",
+    )
     parser.add_argument(
         "--bin-path",
         default=os.pathsep.join([str(Path(sys.executable).parent), DEFAULT_PATH]),
