@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,24 @@ pytestmark = pytest.mark.slow
 
 CRD = "loadtests.kar98k.dev"
 KUBE_VERSION = "--kube-version=1.34.4"
+# The prometheus-operator's own CRDs (ServiceMonitor, PodMonitor), from its Go module.
+PROMETHEUS_OPERATOR = "github.com/prometheus-operator/prometheus-operator@v0.85.0"
+
+
+def monitoring_crds() -> list[Path]:
+    """The ServiceMonitor and PodMonitor CRDs of a pinned prometheus-operator release, fetched
+    through the Go module proxy (like helm and the control plane) and cached by Go."""
+    try:
+        done = subprocess.run(
+            ["go", "mod", "download", "-json", PROMETHEUS_OPERATOR],
+            capture_output=True, text=True, timeout=300, check=True, cwd="/",
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError) as exc:
+        pytest.fail(f"cannot fetch {PROMETHEUS_OPERATOR} for its CRDs (needs go): {exc}")
+    crds = Path(json.loads(done.stdout)["Dir"]) / "example" / "prometheus-operator-crd"
+    return [
+        crds / f"monitoring.coreos.com_{kind}.yaml" for kind in ("servicemonitors", "podmonitors")
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -25,6 +44,13 @@ def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     with running_cluster(tmp_path_factory.mktemp("chart"), nodes=1) as cluster:
         for ns in ("load", "team-a", "team-b", "served", "perf"):
             cluster.kubectl("create", "namespace", ns)
+        cluster.kubectl("apply", "--server-side", "-f", str(CHART / "crds"))  # kopf peerings
+        for crd in monitoring_crds():
+            cluster.kubectl("apply", "--server-side", "-f", str(crd))
+        cluster.kubectl(
+            "wait", "--for=condition=Established", "crd/servicemonitors.monitoring.coreos.com",
+            "crd/podmonitors.monitoring.coreos.com",
+        )  # fmt: skip
         yield cluster
 
 
@@ -39,7 +65,13 @@ MODES = {
         "watch.namespaces={team-a,team-b}",
     ],
     "crds-external": ["crds.install=false", "crds.keep=false"],
-    "service-monitor": ["metrics.serviceMonitor.enabled=true"],
+    "monitoring": ["metrics.serviceMonitor.enabled=true", "metrics.podMonitor.enabled=true"],
+    "monitoring-namespaced": [
+        "metrics.serviceMonitor.enabled=true",
+        "metrics.podMonitor.enabled=true",
+        "watch.clusterWide=false",
+        "watch.namespaces={team-a}",
+    ],
 }
 
 
@@ -47,26 +79,23 @@ MODES = {
 def test_every_rendered_mode_passes_server_side_validation(kube: Cluster, mode: str) -> None:
     """`kubectl apply --dry-run=server --validate=strict`: the real API server's schemas (an
     unknown or misplaced field fails) and admission, without persisting anything."""
-    kube.kubectl("apply", "--server-side", "-f", str(CHART / "crds"))  # kopf's peering CRDs
     args = ["template", "t", str(CHART), "-n", "load", KUBE_VERSION]
     for item in MODES[mode]:
         args += ["--set", item]
     docs = [d for d in yaml.safe_load_all(kube.helm(*args).stdout) if d]
-    # No prometheus-operator CRDs on this server: the ServiceMonitor is checked by shape.
-    monitors = [d for d in docs if d["kind"] == "ServiceMonitor"]
-    served = [d for d in docs if d["kind"] != "ServiceMonitor"]
-    assert len(monitors) == (mode == "service-monitor")
-    for monitor in monitors:
-        assert monitor["spec"]["endpoints"] == [{"port": "metrics", "interval": "15s"}]
     done = kube.kubectl(
         "apply", "--dry-run=server", "--validate=strict", "-o", "name", "-f", "-",
-        stdin=yaml.safe_dump_all(served),
+        stdin=yaml.safe_dump_all(docs),
     )  # fmt: skip
     applied = done.stdout.split()
-    assert len(applied) == len(served), done.stdout + done.stderr
-    kinds = {d["kind"] for d in served}
+    assert len(applied) == len(docs), done.stdout + done.stderr
+    kinds = {d["kind"] for d in docs}
     assert ("CustomResourceDefinition" in kinds) == (mode != "crds-external")
     assert ("PodDisruptionBudget" in kinds) == mode.startswith("ha-")
+    assert ("ServiceMonitor" in kinds) == ("PodMonitor" in kinds) == mode.startswith("monitoring")
+    for monitor in (d for d in docs if d["kind"] == "PodMonitor"):
+        selector = monitor["spec"]["namespaceSelector"]
+        assert selector == ({"any": True} if mode == "monitoring" else {"matchNames": ["team-a"]})
 
 
 def _loadtest(extra: dict[str, Any]) -> str:
