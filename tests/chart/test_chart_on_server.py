@@ -150,6 +150,7 @@ def test_crd_upgrade_paths_and_uninstall(kube: Cluster, tmp_path: Path) -> None:
     # NOTES.txt: a first LoadTest and how to watch it, in a namespace the operator serves.
     assert "kind: LoadTest" in installed.stdout and "namespace: served" in installed.stdout
     assert "kubectl -n served get lt -w" in installed.stdout
+    assert "kubectl -n served delete lt first-test" in installed.stdout
     crd = json.loads(kube.kubectl("get", "crd", CRD, "-o", "json").stdout)
     assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
     assert "owner" not in _crd_fields(kube)
