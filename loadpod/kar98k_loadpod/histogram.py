@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
+
 from hdrh.histogram import HdrHistogram
 
 LOWEST_US = 1
@@ -62,6 +64,24 @@ class LatencyHistogram:
         clone = LatencyHistogram()
         clone.merge(self)
         return clone
+
+    def prometheus_buckets(self, bounds_s: tuple[float, ...]) -> tuple[list[int], float]:
+        """Cumulative counts at each bound (seconds) plus +Inf, and the sum in seconds, read
+        from the HDR buckets at scrape time (to its 3 significant digits): the hot path records
+        nothing twice."""
+        counts = [0] * (len(bounds_s) + 1)
+        total_us = 0.0
+        for item in self._h.get_recorded_iterator():
+            low = self._h.get_lowest_equivalent_value(item.value_iterated_to)
+            high = self._h.get_highest_equivalent_value(item.value_iterated_to)
+            count = item.count_added_in_this_iter_step
+            counts[bisect_left(bounds_s, low / 1_000_000)] += count
+            total_us += (low + high) / 2 * count
+        cumulative, running = [], 0
+        for count in counts:
+            running += count
+            cumulative.append(running)
+        return cumulative, total_us / 1_000_000
 
     def summary_ms(self) -> dict[str, float]:
         return {

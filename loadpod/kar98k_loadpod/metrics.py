@@ -57,21 +57,26 @@ class PodCollector(Collector):
         )
         duration = HistogramMetricFamily(
             "kar98k_request_duration_seconds",
-            "Raw request latency (completion minus actual send); the corrected latency "
-            "is in /v1/stats.",
+            "Raw request latency (completion minus actual send).",
+            labels=target_labels,
+        )
+        corrected = HistogramMetricFamily(
+            "kar98k_request_corrected_duration_seconds",
+            "Corrected request latency (completion minus intended send time: no coordinated "
+            "omission), from the HDR histogram at scrape time.",
             labels=target_labels,
         )
         for name, trec in sorted(rec.targets.items()):
             for outcome, count in sorted(trec.outcomes.items()):
                 requests.add_metric([loadtest, name, outcome, pod], count)
-            cumulative = trec.cumulative_buckets()
-            buckets = [
-                (_le(b), float(c)) for b, c in zip(DURATION_BUCKETS, cumulative, strict=False)
-            ]
-            buckets.append(("+Inf", float(cumulative[-1])))
-            duration.add_metric([loadtest, name, pod], buckets, trec.raw_sum)
+            duration.add_metric(
+                [loadtest, name, pod], _buckets(trec.cumulative_buckets()), trec.raw_sum
+            )
+            counts, total = trec.corrected.prometheus_buckets(DURATION_BUCKETS)
+            corrected.add_metric([loadtest, name, pod], _buckets(counts), total)
         yield requests
         yield duration
+        yield corrected
 
         yield _gauge(
             "kar98k_current_tps",
@@ -130,6 +135,13 @@ class PodCollector(Collector):
             [loadtest, pod],
             1.0 if rt.lease_expired else 0.0,
         )
+
+
+def _buckets(cumulative: list[int]) -> list[tuple[str, float]]:
+    """Prometheus (le, cumulative count) pairs for DURATION_BUCKETS plus +Inf."""
+    out = [(_le(b), float(c)) for b, c in zip(DURATION_BUCKETS, cumulative, strict=False)]
+    out.append(("+Inf", float(cumulative[-1])))
+    return out
 
 
 def _gauge(name: str, doc: str, labels: list[str], values: list[str], value: float) -> Metric:

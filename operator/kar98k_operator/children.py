@@ -14,7 +14,7 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
-from kar98k.spec.model import LoadTestSpec
+from kar98k.spec.model import LoadPodTemplate, LoadTestSpec
 
 from . import names
 from .config import OperatorConfig
@@ -167,7 +167,55 @@ def pod_template(spec: LoadTestSpec, loadtest: str, config: OperatorConfig) -> J
     affinity = _affinity(spec, loadtest)
     if affinity:
         pod_spec["affinity"] = affinity
-    return {"metadata": {"labels": common_labels(loadtest)}, "spec": pod_spec}
+    template: JSON = {"metadata": {"labels": common_labels(loadtest)}, "spec": pod_spec}
+    if load.template is None:
+        return template
+    return with_overlay(template, load.template, loadtest)
+
+
+# Pod spec fields an overlay sets as they are (None: not given, the operator's value stays).
+_OVERLAY_SCALARS = (
+    "service_account_name",
+    "automount_service_account_token",
+    "priority_class_name",
+    "runtime_class_name",
+    "scheduler_name",
+)
+
+
+def with_overlay(template: JSON, overlay: LoadPodTemplate, loadtest: str) -> JSON:
+    """The pod template with `spec.loadPods.template` merged in.
+
+    The overlay adds labels (the operator's keys win; the model refuses them anyway),
+    annotations, and pod spec fields; it cannot reach the container (image, token env, control
+    port, probes), which the model does not even describe. securityContext fields replace the
+    operator's, and an explicit null removes one (runAsUser: null lets OpenShift assign a UID);
+    runAsNonRoot stays true."""
+    out = copy.deepcopy(template)
+    meta, pod = out["metadata"], out["spec"]
+    meta["labels"] = {**overlay.metadata.labels, **meta["labels"]}
+    if overlay.metadata.annotations:
+        meta["annotations"] = dict(overlay.metadata.annotations)
+    extra = overlay.spec
+    fields = type(extra).model_fields
+    for attr in _OVERLAY_SCALARS:
+        value = getattr(extra, attr)
+        if value is not None:
+            pod[fields[attr].alias or attr] = value
+    if extra.image_pull_secrets:
+        pod["imagePullSecrets"] = [ref.to_wire() for ref in extra.image_pull_secrets]
+    if extra.topology_spread_constraints:
+        own = {"matchLabels": names.pod_labels(loadtest)}
+        pod["topologySpreadConstraints"] = [
+            {"labelSelector": own, **c.to_wire()} for c in extra.topology_spread_constraints
+        ]
+    security = extra.security_context
+    pod["securityContext"] = security.applied_to(pod["securityContext"])
+    if "seccomp_profile" in security.model_fields_set:
+        # The container's own RuntimeDefault would otherwise win over the pod's choice.
+        for container in pod["containers"]:
+            container["securityContext"].pop("seccompProfile", None)
+    return out
 
 
 def deployment_manifest(
@@ -198,6 +246,28 @@ def replacing(actual: Any, desired: Any) -> Any:
         out.update({key: None for key in actual if key not in desired})
         return out
     return copy.deepcopy(desired)
+
+
+# Parts of the Deployment the server never defaults, so a key the LoadTest dropped (an overlay
+# label, `runAsUser: null`) must go too: compared exactly, not as a subset.
+EXACT_PATHS: tuple[tuple[str, ...], ...] = (
+    ("spec", "template", "metadata", "labels"),
+    ("spec", "template", "metadata", "annotations"),
+    ("spec", "template", "spec", "securityContext"),
+)
+
+
+def _at(obj: Any, keys: tuple[str, ...]) -> Any:
+    for key in keys:
+        obj = obj.get(key) if isinstance(obj, Mapping) else None
+    return obj or None
+
+
+def up_to_date(actual: Any, desired: Any) -> bool:
+    """`actual` says all `desired` says, and no more where the server adds nothing."""
+    return contains(actual, desired) and all(
+        _at(actual, keys) == _at(desired, keys) for keys in EXACT_PATHS
+    )
 
 
 def contains(actual: Any, desired: Any) -> bool:
@@ -240,7 +310,7 @@ class Children:
                     return await self.kube.create(collection, desired)
                 except Conflict:
                     continue
-            if contains(existing, desired):
+            if up_to_date(existing, desired):
                 return existing
             patch: JSON = {
                 key: replacing(existing.get(key), value)

@@ -61,22 +61,26 @@ class LoadTestCollector(Collector):
         labels = ["namespace", "loadtest"]
         gauges = {
             "target": GaugeMetricFamily(
-                "kar98k_target_tps", "Rate the curve asks for, req/s.", labels=labels
+                "kar98k_loadtest_target_requests_per_second",
+                "Rate the curve asks for (whole fleet).",
+                labels=labels,
             ),
             "current": GaugeMetricFamily(
-                "kar98k_current_tps", "Rate the load pods achieved (~1 s), req/s.", labels=labels
+                "kar98k_loadtest_achieved_requests_per_second",
+                "Rate the load pods achieved together (~1 s).",
+                labels=labels,
             ),
             "spike": GaugeMetricFamily(
-                "kar98k_spike_active", "1 while a spike shapes the rate.", labels=labels
+                "kar98k_loadtest_spike_active", "1 while a spike shapes the rate.", labels=labels
             ),
             "ready": GaugeMetricFamily(
-                "kar98k_ready_pods", "Load pods ready and receiving plans.", labels=labels
+                "kar98k_loadtest_ready_pods", "Load pods ready and receiving plans.", labels=labels
             ),
             "desired": GaugeMetricFamily(
-                "kar98k_desired_pods", "Load pods the run asks for.", labels=labels
+                "kar98k_loadtest_desired_pods", "Load pods the run asks for.", labels=labels
             ),
             "lag": GaugeMetricFamily(
-                "kar98k_tick_lag_seconds",
+                "kar98k_loadtest_tick_lag_seconds",
                 "How late the controller's ticks ran (max over ~10 s).",
                 labels=labels,
             ),
@@ -87,7 +91,9 @@ class LoadTestCollector(Collector):
             labels=[*labels, "phase"],
         )
         pushes = CounterMetricFamily(
-            "kar98k_push_errors", "Plan pushes that failed in this run.", labels=labels
+            "kar98k_loadtest_plan_push_errors",
+            "Plan pushes that failed in this run.",
+            labels=labels,
         )
         requests = CounterMetricFamily(
             "kar98k_loadtest_requests", "Requests sent in this run (merged).", labels=labels

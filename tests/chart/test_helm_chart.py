@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -37,11 +38,27 @@ def _kinds(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
 
 
 def test_chart_crds_are_the_repository_crds() -> None:
+    """kopf's peering CRDs sit in the chart's crds/ (installed once, before the release's
+    peering objects); the kar98k.dev CRDs are templates (files/crds/) so upgrades carry them."""
     ours = sorted(p.name for p in (ROOT / "crds").glob("*.yaml"))
     assert CRD_FILE in ours and "kopf-peerings.yaml" in ours
-    assert sorted(p.name for p in (CHART / "crds").glob("*.yaml")) == ours
+    in_chart = {p.name: p for p in (CHART / "crds").glob("*.yaml")}
+    in_chart |= {p.name: p for p in (CHART / "files" / "crds").glob("*.yaml")}
+    assert sorted(in_chart) == ours
+    assert sorted(p.name for p in (CHART / "crds").glob("*.yaml")) == ["kopf-peerings.yaml"]
     for name in ours:
-        assert (CHART / "crds" / name).read_bytes() == (ROOT / "crds" / name).read_bytes(), name
+        assert in_chart[name].read_bytes() == (ROOT / "crds" / name).read_bytes(), name
+
+
+def test_crd_is_rendered_with_keep_policy_and_matches_the_repository() -> None:
+    (crd,) = _kinds(_render(), "CustomResourceDefinition")
+    assert crd["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+    repo = yaml.safe_load((ROOT / "crds" / CRD_FILE).read_text())
+    del crd["metadata"]["annotations"]
+    assert crd == repo
+    (loose,) = _kinds(_render("crds.keep=false"), "CustomResourceDefinition")
+    assert "annotations" not in loose["metadata"]
+    assert not _kinds(_render("crds.install=false"), "CustomResourceDefinition")
 
 
 def test_chart_lints() -> None:
@@ -129,3 +146,74 @@ def test_several_replicas_need_peering() -> None:
         "team-b",
     ]
     assert not _kinds(docs, "ClusterKopfPeering")
+
+
+def _refused(*sets: str) -> str:
+    """The error of a render that must fail."""
+    args = [_helm(), "template", "t", str(CHART), "--namespace", "load", KUBE_VERSION]
+    for item in sets:
+        args += ["--set", item]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode != 0, f"rendered although it should not: {sets}"
+    return done.stderr
+
+
+@pytest.mark.parametrize(
+    ("typo", "where"),
+    [
+        ("resources.limit.memory=1Gi", "/resources"),
+        ("resources.limits.memroy=1Gi", "/resources/limits"),
+        ("resources.limits.memory=lots", "/resources/limits/memory"),
+        ("image.pullpolicy=Always", "/image"),
+        ("imagePullSecrets[0].nmae=regcred", "/imagePullSecrets/0"),
+        ("tolerations[0].efect=NoSchedule", "/tolerations/0"),
+        ("affinity.nodeAfinity.x=1", "/affinity"),
+        ("crds.instal=false", "/crds"),
+        ("podDisruptionBudget.minAvaliable=1", "/podDisruptionBudget"),
+        ("metrics.serviceMonitor.intervall=30s", "/metrics/serviceMonitor"),
+        ("replicas=2", "additional properties 'replicas'"),
+    ],
+)
+def test_values_schema_is_closed_at_every_level(typo: str, where: str) -> None:
+    assert where in _refused(typo)
+
+
+def test_schema_closes_every_object() -> None:
+    """Every object of values.schema.json says additionalProperties (false, or a typed map)."""
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    open_objects = []
+
+    def walk(node: Any, at: str) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "object" and "additionalProperties" not in node:
+                open_objects.append(at)
+            for key, value in node.items():
+                walk(value, f"{at}/{key}")
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                walk(value, f"{at}/{i}")
+
+    walk(schema, "")
+    assert not open_objects
+
+
+def test_contradictory_watch_values_fail_with_a_clear_message() -> None:
+    err = _refused("watch.clusterWide=false")
+    assert "watch.clusterWide=false needs watch.namespaces" in err
+    err = _refused("watch.namespaces={team-a}")
+    assert "ignored while watch.clusterWide=true" in err and "team-a" in err
+
+
+def test_pod_disruption_budget_only_with_several_replicas() -> None:
+    assert not _kinds(_render(), "PodDisruptionBudget")
+    docs = _render("replicaCount=2", "peering.enabled=true")
+    (pdb,) = _kinds(docs, "PodDisruptionBudget")
+    assert pdb["spec"]["minAvailable"] == 1
+    pod_labels = _kinds(docs, "Deployment")[0]["spec"]["template"]["metadata"]["labels"]
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    assert not _kinds(
+        _render("replicaCount=2", "peering.enabled=true", "podDisruptionBudget.enabled=false"),
+        "PodDisruptionBudget",
+    )
+    err = _refused("replicaCount=2", "peering.enabled=true", "podDisruptionBudget.minAvailable=2")
+    assert "block every node drain" in err

@@ -266,6 +266,7 @@ async def test_metrics_content(pod: Pod, count_server: CountServer) -> None:
     for name in (
         "kar98k_requests",
         "kar98k_request_duration_seconds",
+        "kar98k_request_corrected_duration_seconds",
         "kar98k_current_tps",
         "kar98k_target_tps",
         "kar98k_active_workers",
@@ -288,6 +289,19 @@ async def test_metrics_content(pod: Pod, count_server: CountServer) -> None:
         s for s in families["kar98k_request_duration_seconds"].samples if s.name.endswith("_count")
     ]
     assert buckets[0].value >= 50
+    corrected = {
+        s.name.rsplit("_", 1)[-1]: s.value
+        for s in families["kar98k_request_corrected_duration_seconds"].samples
+        if not s.name.endswith("_bucket")
+    }
+    # Same requests; corrected latency (from the intended send time) is never below raw.
+    assert corrected["count"] == buckets[0].value
+    raw_sum = next(
+        s.value
+        for s in families["kar98k_request_duration_seconds"].samples
+        if s.name.endswith("_sum")
+    )
+    assert corrected["sum"] >= raw_sum * 0.99
     value = {f: families[f].samples[0].value for f in ("kar98k_target_tps", "kar98k_spike_active")}
     assert value == {"kar98k_target_tps": 250.0, "kar98k_spike_active": 1.0}
     health = families["kar98k_target_health"].samples[0]

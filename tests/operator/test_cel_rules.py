@@ -61,6 +61,9 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ("zero startTimeout", {"loadPods": {"startTimeout": "0s"}},
      "spec.loadPods.startTimeout", "spec.loadPods.startTimeout"),
     ("zero duration", {"duration": "0s"}, "spec.duration", "spec.duration"),
+    ("operator's pod label in the overlay",
+     {"loadPods": {"template": {"metadata": {"labels": {"kar98k.dev/loadtest": "other"}}}}},
+     "spec.loadPods.template.metadata.labels", "spec.loadPods.template.metadata.labels"),
 ]  # fmt: skip
 
 

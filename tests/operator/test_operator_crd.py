@@ -27,7 +27,8 @@ def _schema() -> dict[str, Any]:
 
 
 def _validator(schema: dict[str, Any]) -> jsonschema.Draft4Validator:
-    """OpenAPI v3.0 numeric keywords are Draft 4's (boolean exclusiveMinimum)."""
+    """OpenAPI v3.0 numeric keywords are Draft 4's (boolean exclusiveMinimum); `nullable` and
+    int-or-string become type lists."""
     return jsonschema.Draft4Validator(_int_or_string(copy.deepcopy(schema)))
 
 
@@ -35,6 +36,8 @@ def _int_or_string(node: Any) -> Any:
     if isinstance(node, dict):
         if node.get("x-kubernetes-int-or-string"):
             node["type"] = ["integer", "string"]
+        if node.get("nullable") is True and isinstance(node.get("type"), str):
+            node["type"] = [node["type"], "null"]  # OpenAPI 3.0 `nullable`, in Draft 4 words
         for value in node.values():
             _int_or_string(value)
     elif isinstance(node, list):

@@ -86,7 +86,7 @@ async def test_namespaced_operator_runs_its_namespace_and_leaves_others_alone(
     assert not any((await children(api, "team-b", "theirs")).values())
     assert await events_of(api, "team-b", "theirs") == []
     metrics = operator.metrics()
-    assert 'kar98k_ready_pods{loadtest="mine",namespace="team-a"} 1.0' in metrics
+    assert 'kar98k_loadtest_ready_pods{loadtest="mine",namespace="team-a"} 1.0' in metrics
     assert 'namespace="team-b"' not in metrics
 
     await delete_and_wait(api, "team-a", "mine")

@@ -179,8 +179,9 @@ async def test_apply_runs_at_target_rate_with_owned_children(
     if operator is not None:
         assert token not in operator.log_text(), "the token leaked into the log"
         metrics = operator.metrics()
-        assert f'kar98k_target_tps{{loadtest="steady",namespace="{ns}"}} 150.0' in metrics
-        assert f'kar98k_ready_pods{{loadtest="steady",namespace="{ns}"}} 2.0' in metrics
+        series = f'{{loadtest="steady",namespace="{ns}"}}'
+        assert f"kar98k_loadtest_target_requests_per_second{series} 150.0" in metrics
+        assert f"kar98k_loadtest_ready_pods{series} 2.0" in metrics
     if cluster.local is not None:
         writes = status_writes(cluster, ns, "steady")
         assert len(writes) >= 3

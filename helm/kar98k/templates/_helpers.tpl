@@ -42,3 +42,18 @@ server's audit log). */}}
   verbs: ["list", "watch", "patch"]
 {{- end }}
 {{- end -}}
+{{/* Values that contradict each other fail the render with a message saying what to change. */}}
+{{- define "kar98k.validate" -}}
+{{- if and (not .Values.watch.clusterWide) (not .Values.watch.namespaces) }}
+{{- fail "watch.clusterWide=false needs watch.namespaces: list the namespaces the operator serves (or set watch.clusterWide=true)" }}
+{{- end }}
+{{- if and .Values.watch.clusterWide .Values.watch.namespaces }}
+{{- fail (printf "watch.namespaces=%v is ignored while watch.clusterWide=true: set watch.clusterWide=false to serve only those namespaces, or empty watch.namespaces" .Values.watch.namespaces) }}
+{{- end }}
+{{- if and (gt (int .Values.replicaCount) 1) (not .Values.peering.enabled) }}
+{{- fail "replicaCount > 1 needs peering.enabled=true (kopf peering elects one active operator)" }}
+{{- end }}
+{{- if and .Values.podDisruptionBudget.enabled (gt (int .Values.replicaCount) 1) (ge (int .Values.podDisruptionBudget.minAvailable) (int .Values.replicaCount)) }}
+{{- fail (printf "podDisruptionBudget.minAvailable=%v with replicaCount=%v would block every node drain: use a value below replicaCount" .Values.podDisruptionBudget.minAvailable .Values.replicaCount) }}
+{{- end }}
+{{- end -}}

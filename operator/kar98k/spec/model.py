@@ -403,6 +403,185 @@ class Thresholds(WireModel):
     )
 
 
+# Label keys the operator sets on load pods (its selector and bookkeeping): an overlay may not.
+RESERVED_LABEL_PREFIXES = ("kar98k.dev/",)
+RESERVED_LABELS = (
+    "app.kubernetes.io/name",
+    "app.kubernetes.io/instance",
+    "app.kubernetes.io/managed-by",
+    "app.kubernetes.io/part-of",
+)
+_DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+_reserved_cel = " || ".join(
+    [f"k.startsWith('{p}')" for p in RESERVED_LABEL_PREFIXES]
+    + [f"k == '{k}'" for k in RESERVED_LABELS]
+)
+
+
+class PodTemplateMetadata(WireModel):
+    """Labels and annotations added to every load pod."""
+
+    model_config = cel(
+        (
+            f"!has(self.labels) || self.labels.all(k, !({_reserved_cel}))",
+            ".labels",
+            "kar98k.dev/* and app.kubernetes.io/{name,instance,managed-by,part-of} are the "
+            "operator's",
+        )
+    )
+
+    labels: dict[str, Annotated[str, Field(max_length=63)]] = Field(
+        default_factory=dict,
+        max_length=64,
+        description="Extra pod labels (the operator's own keys are reserved).",
+    )
+    annotations: dict[str, Annotated[str, Field(max_length=4096)]] = Field(
+        default_factory=dict,
+        max_length=64,
+        description=(
+            "Pod annotations, e.g. sidecar.istio.io/inject: 'false' or linkerd.io/inject: "
+            "disabled to keep a service-mesh sidecar out of the control path."
+        ),
+    )
+
+    @field_validator("labels")
+    @classmethod
+    def _not_reserved(cls, value: dict[str, str]) -> dict[str, str]:
+        taken = sorted(
+            k for k in value if k in RESERVED_LABELS or k.startswith(RESERVED_LABEL_PREFIXES)
+        )
+        if taken:
+            raise ValueError(f"{', '.join(taken)}: label keys the operator sets on load pods")
+        return value
+
+
+class LocalObjectReference(WireModel):
+    """A Secret in the LoadTest's namespace, by name."""
+
+    name: str = Field(
+        min_length=1, max_length=253, pattern=_DNS_SUBDOMAIN, description="The Secret's name."
+    )
+
+
+class TopologySpreadConstraint(WireModel):
+    """How load pods spread over a topology domain (Kubernetes TopologySpreadConstraint)."""
+
+    max_skew: int = Field(ge=1, description="Largest allowed difference of pod counts.")
+    topology_key: str = Field(
+        min_length=1, description="Node label of the domain, e.g. topology.kubernetes.io/zone."
+    )
+    when_unsatisfiable: Literal["DoNotSchedule", "ScheduleAnyway"] = Field(
+        description="DoNotSchedule or ScheduleAnyway."
+    )
+    label_selector: dict[str, Any] | None = Field(
+        default=None,
+        description="Pods counted; default: this LoadTest's load pods.",
+        json_schema_extra=FREE_FORM,
+    )
+    min_domains: int | None = Field(default=None, ge=1, description="Minimum eligible domains.")
+    node_affinity_policy: Literal["Honor", "Ignore"] | None = Field(
+        default=None, description="Honor or Ignore the pod's node affinity when counting."
+    )
+    node_taints_policy: Literal["Honor", "Ignore"] | None = Field(
+        default=None, description="Honor or Ignore node taints when counting."
+    )
+    match_label_keys: list[str] | None = Field(
+        default=None, description="Pod label keys whose values narrow the selector."
+    )
+
+
+# Explicit null unsets the operator's default (a platform such as OpenShift then assigns it).
+_NULLABLE: JsonDict = {"nullable": True}
+
+
+class PodSecurityOverlay(WireModel):
+    """Pod securityContext overrides. runAsNonRoot stays true; `null` unsets an ID."""
+
+    run_as_user: int | None = Field(
+        default=None,
+        ge=1,
+        description="UID; null unsets the operator's default so the platform assigns one.",
+        json_schema_extra=_NULLABLE,
+    )
+    run_as_group: int | None = Field(
+        default=None,
+        ge=0,
+        description="GID; null unsets the operator's default so the platform assigns one.",
+        json_schema_extra=_NULLABLE,
+    )
+    fs_group: int | None = Field(default=None, ge=0, description="Group of mounted volumes.")
+    fs_group_change_policy: Literal["OnRootMismatch", "Always"] | None = Field(
+        default=None, description="OnRootMismatch or Always."
+    )
+    supplemental_groups: list[Annotated[int, Field(ge=0)]] = Field(
+        default_factory=list, description="Extra GIDs of the container process."
+    )
+    se_linux_options: dict[str, str] | None = Field(
+        default=None, description="SELinux context (user, role, type, level)."
+    )
+    seccomp_profile: dict[str, str] | None = Field(
+        default=None, description="Seccomp profile (type, localhostProfile); RuntimeDefault."
+    )
+    sysctls: list[dict[str, str]] = Field(
+        default_factory=list,
+        description="Namespaced sysctls (name, value).",
+        json_schema_extra={"items": {"type": "object", "additionalProperties": {"type": "string"}}},
+    )
+
+    def applied_to(self, base: dict[str, Any]) -> dict[str, Any]:
+        """`base` with these overrides: given fields replace, explicit nulls remove."""
+        out = dict(base)
+        for attr in self.model_fields_set:
+            alias = type(self).model_fields[attr].alias or attr
+            value = getattr(self, attr)
+            if value is None:
+                out.pop(alias, None)
+            elif value != []:
+                out[alias] = value
+        return out
+
+
+class LoadPodTemplateSpec(WireModel):
+    """Pod spec fields a cluster may need; the operator's container, probes and env are not here."""
+
+    image_pull_secrets: list[LocalObjectReference] = Field(
+        default_factory=list, description="Secrets to pull the load-pod image with."
+    )
+    service_account_name: str | None = Field(
+        default=None,
+        max_length=253,
+        pattern=_DNS_SUBDOMAIN,
+        description="ServiceAccount the pods run as (default: the namespace's default).",
+    )
+    automount_service_account_token: bool | None = Field(
+        default=None, description="Mount its token (default false: load pods never call the API)."
+    )
+    priority_class_name: str | None = Field(
+        default=None, max_length=253, pattern=_DNS_SUBDOMAIN, description="PriorityClass."
+    )
+    runtime_class_name: str | None = Field(
+        default=None, max_length=253, pattern=_DNS_SUBDOMAIN, description="RuntimeClass."
+    )
+    scheduler_name: str | None = Field(default=None, description="Scheduler to place the pods.")
+    topology_spread_constraints: list[TopologySpreadConstraint] = Field(
+        default_factory=list, description="Spread of load pods over zones or nodes."
+    )
+    security_context: PodSecurityOverlay = Field(
+        default_factory=PodSecurityOverlay, description="Pod securityContext overrides."
+    )
+
+
+class LoadPodTemplate(WireModel):
+    """An overlay merged into the load pods' template (labels, annotations, pod spec fields)."""
+
+    metadata: PodTemplateMetadata = Field(
+        default_factory=PodTemplateMetadata, description="Pod labels and annotations."
+    )
+    spec: LoadPodTemplateSpec = Field(
+        default_factory=LoadPodTemplateSpec, description="Pod spec fields."
+    )
+
+
 class LoadPods(WireModel):
     """How many load pods and how they run."""
 
@@ -460,6 +639,14 @@ class LoadPods(WireModel):
         default_factory=list,
         description="Container env (EnvVar, valueFrom allowed); headers expand '${NAME}'.",
         json_schema_extra={"items": FREE_FORM},
+    )
+    template: LoadPodTemplate | None = Field(
+        default=None,
+        description=(
+            "Overlay for the load pods' template: labels, annotations, imagePullSecrets, "
+            "serviceAccountName, priorityClassName, runtimeClassName, topologySpreadConstraints, "
+            "securityContext. The container, its env, port and probes stay the operator's."
+        ),
     )
 
     @field_validator("resources")

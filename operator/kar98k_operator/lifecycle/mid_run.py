@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 # The load-pod fields that shape the Deployment's pod template: its pods are made once per run,
 # so a change to any of them waits for a new run (spec.runId).
 TEMPLATE_FIELDS = ("image", "resources", "node_selector", "tolerations", "affinity", "separate",
-                   "env")  # fmt: skip
+                   "env", "template")  # fmt: skip
 
 
 def template_changes(old: LoadTestSpec, new: LoadTestSpec) -> list[str]:
