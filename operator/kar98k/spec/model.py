@@ -260,8 +260,16 @@ class Pattern(WireModel):
         default=0.0, alias="minTPS", ge=0, allow_inf_nan=False, description="Floor after ramp-up."
     )
     ramp_up: Duration = Field(default=0.0, description="Start-up ramp from 0 to full rate.")
-    time_zone: str = Field(default="UTC", description="IANA time zone for the schedule.")
-    schedule: list[ScheduleEntry] = Field(default_factory=list, description="Time-of-day shape.")
+    time_zone: str = Field(
+        default="UTC", description="IANA time zone of the time-of-day rate multipliers."
+    )
+    schedule: list[ScheduleEntry] = Field(
+        default_factory=list,
+        description=(
+            "Time-of-day rate multipliers within a run (not when runs start: that is a "
+            "LoadTestSchedule's cron schedule of runs)."
+        ),
+    )
     spikes: Spikes = Field(default_factory=Spikes, description="Poisson spikes.")
     noise: Noise = Field(default_factory=Noise, description="Continuous noise.")
     seed: int | None = Field(
