@@ -13,13 +13,14 @@ import sys
 from collections.abc import Callable, Sequence
 
 from . import __version__
-from .commands import Subparsers, demo, run, simulate, validate
+from .commands import Subparsers, demo, run, schedule, simulate, validate
 
 COMMANDS: tuple[Callable[[Subparsers], None], ...] = (
     validate.register,
     simulate.register,
     run.register,
     demo.register,
+    schedule.register,
 )
 
 

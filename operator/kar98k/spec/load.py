@@ -3,29 +3,48 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from .errors import FieldError, SpecError, field_errors
+from .loadtestschedule import SCHEDULE_KIND, LoadTestSchedule
 from .model import LoadTest, LoadTestSpec
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class ManifestReadError(Exception):
     """The file could not be read or is not YAML (exit code 2 territory, not a spec error)."""
 
 
-def parse_manifest(data: Any) -> LoadTest:
-    """Validate one parsed document; raise SpecError listing every problem."""
+def _parse(model: type[M], kind: str, data: Any) -> M:
     if not isinstance(data, dict):
-        raise SpecError(
-            [FieldError("", f"a LoadTest must be a mapping, got {type(data).__name__}")]
-        )
+        raise SpecError([FieldError("", f"a {kind} must be a mapping, got {type(data).__name__}")])
     try:
-        return LoadTest.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(field_errors(exc, LoadTest)) from None
+        raise SpecError(field_errors(exc, model)) from None
+
+
+def parse_manifest(data: Any) -> LoadTest:
+    """Validate one parsed LoadTest document; raise SpecError listing every problem."""
+    return _parse(LoadTest, "LoadTest", data)
+
+
+def parse_schedule(data: Any) -> LoadTestSchedule:
+    """Validate one LoadTestSchedule document; raise SpecError listing every problem."""
+    return _parse(LoadTestSchedule, SCHEDULE_KIND, data)
+
+
+def load_schedule(path: str | Path) -> LoadTestSchedule:
+    """The first LoadTestSchedule of a file (the first document if none says so)."""
+    docs = read_documents(path)
+    for doc in docs:
+        if isinstance(doc, dict) and doc.get("kind") == SCHEDULE_KIND:
+            return parse_schedule(doc)
+    return parse_schedule(docs[0])
 
 
 def parse_spec(data: Any) -> LoadTestSpec:
