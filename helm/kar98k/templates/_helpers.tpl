@@ -40,6 +40,9 @@ server's audit log). */}}
   resources: ["pods"]
   verbs: ["list", "watch"]
 - apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["create"]
+- apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
 {{- if and .Values.peering.enabled (not .Values.watch.clusterWide) }}

@@ -139,6 +139,13 @@ class LoadTestStatus(StatusModel):
     spike: SpikeStatus | None = Field(
         default=None, description="Acknowledgement of the kar98k.dev/spike annotation."
     )
+    result: str | None = Field(
+        default=None,
+        description=(
+            "ConfigMap holding this run's full result (the JSON report, gzipped); "
+            "`kar98k report NAMESPACE/NAME` renders it."
+        ),
+    )
     cleaned_up: bool = Field(
         default=False, description="spec.cleanup was applied after the run finished."
     )

@@ -56,6 +56,7 @@ def reset_for_new_run(
             latency_ms=LatencyStatus(p50=0.0, p95=0.0, p99=0.0),
             targets=[],
             verdict=None,
+            result=None,
             checks=[],
             cleaned_up=False,
         )
