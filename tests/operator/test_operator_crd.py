@@ -9,7 +9,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-from kar98k.spec import parse_spec
+from kar98k.spec import parse_schedule, parse_spec
 from kar98k.spec.errors import SpecError
 from kar98k.spec.status import LoadTestStatus
 from kar98k_operator import crd
@@ -209,6 +209,18 @@ def test_examples_pass_the_crd_schema_and_the_model(doc: dict[str, Any]) -> None
     errors = sorted(_validator(_schema()).iter_errors(doc), key=str)
     assert not errors, [f"{list(e.absolute_path)}: {e.message}" for e in errors]
     parse_spec(doc["spec"])
+
+
+def test_the_schedule_example_passes_its_crd_schema_and_the_model() -> None:
+    doc = yaml.safe_load((REPO / "examples" / "loadtestschedule.yaml").read_text())
+    crd_doc = yaml.safe_load((REPO / "crds" / "loadtestschedules.kar98k.dev.yaml").read_text())
+    schema = crd_doc["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    errors = sorted(_validator(schema).iter_errors(doc), key=str)
+    assert not errors, [f"{list(e.absolute_path)}: {e.message}" for e in errors]
+    parse_schedule(doc)
+    broken = copy.deepcopy(doc)
+    broken["spec"]["schedule"] = "every day"
+    assert list(_validator(schema).iter_errors(broken)), "the CRD pattern accepted 'every day'"
 
 
 REJECTED_BY_BOTH = [

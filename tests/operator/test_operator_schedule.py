@@ -9,34 +9,58 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
 from collections import Counter
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 from cluster.operator_pod import InClusterOperator
 from conftest import OPERATOR_NAMESPACE, RELEASE, ClusterUnderTest, Target
+from kar98k.cli import main
 from kar98k.spec.status import parse_time
 from kar98k_operator import names
 from kar98k_operator.kube import JSON, Kube, path
-from lt_helpers import events_of, manifest, wait_for
+from lt_helpers import events_of, lt_path, manifest, wait_for
 
 pytestmark = pytest.mark.slow
 
 SLOT = 75.0  # a minute, plus slack for a busy machine
+# `KAR98K_CAPTURE_STATUS=1 pytest tests/operator/test_operator_schedule.py` refreshes the objects
+# the Argo CD health checks are tested against (tests/argocd/captured/), as the API serves them.
+CAPTURED = Path(__file__).resolve().parents[1] / "argocd" / "captured"
+
+
+def capture(label: str, obj: JSON) -> None:
+    if os.environ.get("KAR98K_CAPTURE_STATUS") != "1":
+        return
+    meta = obj["metadata"]
+    kept = {
+        "apiVersion": obj["apiVersion"],
+        "kind": obj["kind"],
+        "metadata": {"name": meta["name"], "generation": meta.get("generation")},
+        "spec": {k: v for k, v in obj["spec"].items() if k in ("suspend", "schedule", "paused")},
+        "status": obj.get("status") or {},
+    }
+    CAPTURED.mkdir(parents=True, exist_ok=True)
+    (CAPTURED / f"{label}.json").write_text(json.dumps(kept, indent=2, sort_keys=True) + "\n")
 
 
 def lts_path(ns: str, name: str | None = None) -> str:
     return path(names.API_VERSION, names.SCHEDULE_PLURAL, namespace=ns, name=name)
 
 
-def schedule(name: str, target_url: str, *, seconds: int, **spec: Any) -> JSON:
+def schedule(
+    name: str, target_url: str, *, seconds: int, thresholds: JSON | None = None, **spec: Any
+) -> JSON:
     run = manifest(
         name,
         target_url,
         duration=f"{seconds}s",
         pattern={"baseTPS": 10},
-        thresholds={"errorRate": 0.5},
+        thresholds=thresholds or {"errorRate": 0.5},
     )
     return {
         "apiVersion": names.API_VERSION,
@@ -106,9 +130,37 @@ def created_names(cluster: ClusterUnderTest, ns: str) -> Counter[str]:
     return Counter(str(e["objectRef"]["name"]) for e in events)
 
 
+async def render_stored_result(
+    api: Kube, ns: str, kept: JSON, cluster: ClusterUnderTest, out: Path
+) -> None:
+    """`kar98k report NAMESPACE/NAME` renders the run's stored result as a local run would."""
+    run = await api.get(path(names.API_VERSION, names.PLURAL, namespace=ns, name=kept["name"]))
+    assert run["status"]["result"] == kept["result"]
+    configmap = await api.get(path("v1", "configmaps", namespace=ns, name=kept["result"]))
+    assert configmap["metadata"]["ownerReferences"][0]["uid"] == run["metadata"]["uid"]
+    reports = [out / "run.json", out / "run.html", out / "junit.xml"]
+    argv = ["report", f"{ns}/{kept['name']}", "--kubeconfig", str(cluster.kubeconfig)]
+    for report in reports:
+        argv += ["--report", str(report)]
+    assert await asyncio.to_thread(main, argv) == 0
+    document = json.loads(reports[0].read_text())
+    assert document["requests_total"] == run["status"]["requests"] > 0
+    assert document["verdict"] == "pass" and document["series"]
+    assert "<testsuite" in reports[2].read_text() and "<html" in reports[1].read_text().lower()
+    # Bad input is exit 2 with a message, never a traceback.
+    missing = ["report", f"{ns}/no-such-run", "--kubeconfig", str(cluster.kubeconfig),
+               "--report", str(out / "x.json")]  # fmt: skip
+    assert await asyncio.to_thread(main, missing) == 2
+
+
 @pytest.mark.timeout(420)
-async def test_schedules_fire_finish_prune_forbid_replace_and_survive_a_missed_slot(
-    api: Kube, ns: str, target: Target, cluster: ClusterUnderTest, operator: InClusterOperator
+async def test_schedules_fire_finish_prune_forbid_replace_and_survive_a_missed_slot(  # noqa: PLR0917
+    api: Kube,
+    ns: str,
+    target: Target,
+    cluster: ClusterUnderTest,
+    operator: InClusterOperator,
+    tmp_path: Path,
 ) -> None:
     local = cluster.require_local()
     for body in (
@@ -148,6 +200,10 @@ async def test_schedules_fire_finish_prune_forbid_replace_and_survive_a_missed_s
         "slot 2 skipped under Forbid",
     )  # fmt: skip
     assert forbid["activeCount"] == 1
+    running = await api.get(lt_path(ns, first["forbid"]["metadata"]["name"]))
+    assert running["status"]["phase"] == "Running"
+    assert {c["type"]: c["status"] for c in running["status"]["conditions"]}["Ready"] == "False"
+    capture("loadtest-running", running)
     assert [r["metadata"]["name"] for r in await runs_of(api, ns, "forbid")] == [
         first["forbid"]["metadata"]["name"]
     ]
@@ -160,16 +216,30 @@ async def test_schedules_fire_finish_prune_forbid_replace_and_survive_a_missed_s
         "run 2 finished and kept alone",
     )  # fmt: skip
     kept = allow["runs"][0]
+    capture("schedule-healthy", await api.get(lts_path(ns, "allow")))
+    passed = await api.get(path(names.API_VERSION, names.PLURAL, namespace=ns, name=kept["name"]))
+    ready = {c["type"]: c for c in passed["status"]["conditions"]}["Ready"]
+    assert ready["status"] == "True"
+    assert ready["observedGeneration"] == passed["metadata"]["generation"]
+    capture("loadtest-succeeded", passed)
     assert kept["phase"] == "Succeeded" and kept["verdict"] == "pass"
     assert kept["achievedTPS"] > 0 and kept["p99Ms"] > 0 and kept["errorRate"] == 0
     assert allow["lastVerdict"] == "pass" and allow["lastSuccessfulTime"]
     await wait_runs(api, ns, "allow", lambda r: len(r) == 1, "run 1 pruned")
+    await render_stored_result(api, ns, kept, cluster, tmp_path)
 
     # A missed slot: the operator is scaled to zero across slot 3. `late` may start only 5 s
     # after its slot, `catchup` 5 minutes after: one skips slot 3, the other runs it late.
     for body in (
         schedule("late", target.url, seconds=3, startingDeadlineSeconds=5),
-        schedule("catchup", target.url, seconds=3, startingDeadlineSeconds=300),
+        schedule(
+            "catchup",
+            target.url,
+            seconds=3,
+            startingDeadlineSeconds=300,
+            thresholds={"latency": {"p99": "1us"}},
+        ),
+        schedule("broken", target.url, seconds=3, schedule="0 25 * * *"),
     ):
         await api.create(lts_path(ns), body)
     third = datetime.fromtimestamp(second_slot + 60).astimezone()
@@ -190,6 +260,24 @@ async def test_schedules_fire_finish_prune_forbid_replace_and_survive_a_missed_s
 
     caught = await wait_runs(api, ns, "catchup", lambda r: len(r) == 1, "the late catch-up run")
     assert slot(caught[0]) == third
+    # The catch-up run's thresholds cannot be met: a failed run, a Degraded schedule.
+    failing = await wait_schedule(
+        api, ns, "catchup", lambda s: s.get("lastVerdict") == "fail", "the failed run recorded"
+    )
+    assert failing["runs"][0]["phase"] == "Failed"
+    capture("schedule-last-run-failed", await api.get(lts_path(ns, "catchup")))
+    failed = await api.get(
+        path(names.API_VERSION, names.PLURAL, namespace=ns, name=caught[0]["metadata"]["name"])
+    )
+    conditions = {c["type"]: c["status"] for c in failed["status"]["conditions"]}
+    assert (conditions["Ready"], conditions["Stalled"]) == ("False", "True")
+    capture("loadtest-failed", failed)
+    # A cron expression the CRD's loose pattern lets through but the model refuses: not Ready.
+    broken = await wait_schedule(api, ns, "broken", lambda s: s.get("conditions"), "judged")
+    assert broken["conditions"][0]["reason"] == "InvalidSpec"
+    assert "schedule" in broken["conditions"][0]["message"]
+    assert not await runs_of(api, ns, "broken")
+    capture("schedule-invalid", await api.get(lts_path(ns, "broken")))
     late = await wait_schedule(
         api, ns, "late", lambda s: s.get("lastSkippedTime"), "slot 3 skipped (deadline)"
     )
@@ -213,6 +301,11 @@ async def test_schedules_fire_finish_prune_forbid_replace_and_survive_a_missed_s
     }
     assert local.forbidden(f"system:serviceaccount:{OPERATOR_NAMESPACE}:{RELEASE}-operator") == []
     # Stop the long runs before the namespace goes.
-    for name in ("forbid", "replace", "allow", "late", "catchup"):
+    for name in ("forbid", "replace", "allow", "late", "catchup", "broken"):
         with contextlib.suppress(AssertionError):
             await api.merge_patch(lts_path(ns, name), {"spec": {"suspend": True}})
+    suspended = await wait_schedule(
+        api, ns, "allow", lambda s: s.get("message") == "suspended", "suspension seen"
+    )
+    assert "nextScheduleTime" not in suspended
+    capture("schedule-suspended", await api.get(lts_path(ns, "allow")))

@@ -1,13 +1,19 @@
-"""The LoadTestSchedule supervisor's pure parts: history kept, runs built, Ready judged."""
+"""Pure parts of issue 10 in the operator: history kept, runs built, kstatus conditions, the
+GitOps cleanup warning."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+from kar98k.spec import parse_spec
 from kar98k.spec.loadtestschedule import LoadTestScheduleSpec
+from kar98k.spec.status import LoadTestStatus, Phase
 from kar98k_operator import names
+from kar98k_operator.lifecycle.cleanup import gitops_conflict
 from kar98k_operator.schedules import history, new_run, ready_condition, record
+from kar98k_operator.status import StatusWriter
 
 SCHEDULE = {
     "apiVersion": names.API_VERSION,
@@ -77,3 +83,40 @@ def test_ready_moves_its_transition_time_only_when_it_flips() -> None:
     assert again[0].observed_generation == 5 and again[0].message == "still ok"
     flipped = ready_condition(again, False, "InvalidSpec", "bad", 6)
     assert flipped[0].status == "False" and len(flipped) == 1
+
+
+@pytest.mark.parametrize(
+    ("phase", "ready", "reconciling", "stalled"),
+    [
+        (Phase.PENDING, "False", "True", "False"),
+        (Phase.RUNNING, "False", "True", "False"),
+        (Phase.PAUSED, "False", "True", "False"),
+        (Phase.SUCCEEDED, "True", "False", "False"),
+        (Phase.FAILED, "False", "False", "True"),
+    ],
+)
+def test_every_phase_sets_the_kstatus_conditions_at_the_observed_generation(
+    phase: Phase, ready: str, reconciling: str, stalled: str
+) -> None:
+    writer = StatusWriter(
+        None,  # type: ignore[arg-type]  # never flushed here
+        namespace="perf",
+        name="shop",
+        current=LoadTestStatus(),
+    )
+    writer.set(LoadTestStatus(phase=phase, observed_generation=7, message="m"))
+    conditions = {c["type"]: c for c in writer.view["conditions"]}
+    assert (conditions["Ready"]["status"], conditions["Reconciling"]["status"],
+            conditions["Stalled"]["status"]) == (ready, reconciling, stalled)  # fmt: skip
+    assert {c["observedGeneration"] for c in conditions.values()} == {7}
+
+
+def test_cleanup_all_on_a_gitops_managed_loadtest_is_named() -> None:
+    base = {"targets": [{"name": "a", "url": "http://x/"}], "pattern": {"baseTPS": 5}}
+    deletes_itself = parse_spec({**base, "cleanup": {"onSuccess": "all"}})
+    argo = {"annotations": {"argocd.argoproj.io/tracking-id": "perf:kar98k.dev/LoadTest:perf/x"}}
+    flux = {"labels": {"kustomize.toolkit.fluxcd.io/name": "perf"}}
+    assert "argocd.argoproj.io/tracking-id" in (gitops_conflict(argo, deletes_itself) or "")
+    assert "kustomize.toolkit.fluxcd.io/name" in (gitops_conflict(flux, deletes_itself) or "")
+    assert gitops_conflict({"labels": {"team": "x"}}, deletes_itself) is None
+    assert gitops_conflict(argo, parse_spec(base)) is None  # default cleanup: pods
