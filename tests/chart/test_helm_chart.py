@@ -73,10 +73,15 @@ def test_no_wildcards_and_no_write_access_beyond_children() -> None:
     assert written == {
         ("kar98k.dev", "loadtests"),
         ("kar98k.dev", "loadtests/status"),
+        ("kar98k.dev", "loadtestschedules"),  # kopf's finalizer and annotations
+        ("kar98k.dev", "loadtestschedules/status"),
         ("apps", "deployments"),
         ("", "secrets"),
         ("", "events"),
+        ("", "configmaps"),  # stored results of runs: create only
     }
+    configmaps = {v for r in rules if "configmaps" in r["resources"] for v in r["verbs"]}
+    assert configmaps == {"create"}
 
 
 def test_namespaced_mode_uses_roles_only_in_the_listed_namespaces() -> None:
