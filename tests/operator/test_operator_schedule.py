@@ -309,3 +309,43 @@ async def test_schedules_fire_finish_prune_forbid_replace_and_survive_a_missed_s
     )
     assert "nextScheduleTime" not in suspended
     capture("schedule-suspended", await api.get(lts_path(ns, "allow")))
+
+
+async def test_reapplying_an_unchanged_manifest_neither_restarts_nor_disturbs_a_run(
+    api: Kube, ns: str, target: Target, cluster: ClusterUnderTest
+) -> None:
+    """What an auto-syncing GitOps tool does on every sync: `kubectl apply` of the same file."""
+    local = cluster.require_local()
+    body = manifest("synced", target.url, duration="8s", pattern={"baseTPS": 20})
+    body["metadata"]["namespace"] = ns
+    text = json.dumps(body)
+
+    def kubectl_apply() -> str:
+        return local.kubectl("apply", "-f", "-", stdin=text).stdout
+
+    await asyncio.to_thread(kubectl_apply)
+    running = await wait_status_of(api, ns, "synced", lambda s: s.get("phase") == "Running")
+    kstatus = {c["type"]: c["status"] for c in running["conditions"]}
+    assert (kstatus["Ready"], kstatus["Reconciling"], kstatus["Stalled"]) == (
+        "False", "True", "False"
+    )  # fmt: skip
+    generation = (await api.get(lt_path(ns, "synced")))["metadata"]["generation"]
+    # kubectl may still send a patch (it says "configured"): what matters is that the spec,
+    # and so the generation, did not change, and the run went on undisturbed.
+    await asyncio.to_thread(kubectl_apply)
+    done = await wait_status_of(api, ns, "synced", lambda s: s.get("phase") == "Succeeded")
+    after = await api.get(lt_path(ns, "synced"))
+    assert after["metadata"]["generation"] == generation
+    assert done["startTime"] == running["startTime"] and done["seed"] == running["seed"]
+    started = [e for e in await events_of(api, ns, "synced") if e.get("reason") == "Started"]
+    assert sum(e.get("count", 1) for e in started) == 1
+    ready = {c["type"]: c for c in done["conditions"]}["Ready"]
+    assert ready["status"] == "True" and ready["observedGeneration"] == generation
+
+
+async def wait_status_of(api: Kube, ns: str, name: str, check: Any) -> JSON:
+    async def probe() -> JSON | None:
+        found = dict((await api.get(lt_path(ns, name))).get("status") or {})
+        return found if check(found) else None
+
+    return await wait_for(probe, within=45, what=f"{name}: status", interval=0.3)
