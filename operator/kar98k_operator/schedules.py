@@ -311,7 +311,9 @@ class ScheduleSupervisor:
             # Created before a restart, its slot not yet in status: the same run, not a new one.
             created = await self.kube.get(loadtests_path(namespace, body["metadata"]["name"]))
         status.last_schedule_time = when
-        return [*active, created]
+        name = body["metadata"]["name"]
+        # After a 409 the run may already be among the active ones: listed once.
+        return [*(r for r in active if r["metadata"]["name"] != name), created]
 
     async def _write(self, namespace: str, name: str, status: LoadTestScheduleStatus) -> None:
         payload = status.model_dump(mode="json", by_alias=True, exclude_none=True)

@@ -11,8 +11,15 @@ from kar98k.spec import parse_spec
 from kar98k.spec.loadtestschedule import LoadTestScheduleSpec
 from kar98k.spec.status import LoadTestStatus, Phase
 from kar98k_operator import names
+from kar98k_operator.kube import Conflict
 from kar98k_operator.lifecycle.cleanup import gitops_conflict
-from kar98k_operator.schedules import history, new_run, ready_condition, record
+from kar98k_operator.schedules import (
+    ScheduleSupervisor,
+    history,
+    new_run,
+    ready_condition,
+    record,
+)
 from kar98k_operator.status import StatusWriter
 
 SCHEDULE = {
@@ -120,3 +127,100 @@ def test_cleanup_all_on_a_gitops_managed_loadtest_is_named() -> None:
     assert "kustomize.toolkit.fluxcd.io/name" in (gitops_conflict(flux, deletes_itself) or "")
     assert gitops_conflict({"labels": {"team": "x"}}, deletes_itself) is None
     assert gitops_conflict(argo, parse_spec(base)) is None  # default cleanup: pods
+
+
+class FakeKube:
+    """In memory: LoadTests by name; a create of an existing name is a 409, as on a server."""
+
+    def __init__(self, existing: list[dict[str, Any]] | None = None) -> None:
+        self.loadtests = {r["metadata"]["name"]: r for r in existing or []}
+        self.created: list[str] = []
+        self.deleted: list[str] = []
+        self.status: dict[str, Any] = {}
+
+    async def list(self, url_path: str, *, label_selector: str | None = None) -> dict[str, Any]:
+        return {"items": list(self.loadtests.values())}
+
+    async def create(self, url_path: str, obj: dict[str, Any]) -> dict[str, Any]:
+        name = obj["metadata"]["name"]
+        if name in self.loadtests:
+            raise Conflict(409, "AlreadyExists", name)
+        self.created.append(name)
+        self.loadtests[name] = obj
+        return obj
+
+    async def get(self, url_path: str) -> dict[str, Any]:
+        return self.loadtests[url_path.rsplit("/", 1)[-1]]
+
+    async def delete(self, url_path: str, *, missing_ok: bool = True) -> None:
+        name = url_path.rsplit("/", 1)[-1]
+        self.deleted.append(name)
+        self.loadtests.pop(name, None)
+
+    async def merge_patch(self, url_path: str, patch: dict[str, Any]) -> dict[str, Any]:
+        self.status = patch["status"]
+        return {}
+
+
+def body_of(policy: str, status: dict[str, Any] | None = None) -> dict[str, Any]:
+    spec = SPEC.model_dump(mode="json", by_alias=True, exclude_none=True)
+    spec.update(schedule="*/10 * * * *", timeZone="UTC", concurrencyPolicy=policy)
+    meta = {**SCHEDULE["metadata"], "creationTimestamp": "2026-12-06T09:55:00Z"}
+    return {**SCHEDULE, "metadata": meta, "spec": spec, "status": status or {}}
+
+
+def owned(name: str, slot: str, phase: str) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": name,
+            "annotations": {names.ANNOTATION_SLOT: slot},
+            "ownerReferences": [{"uid": "u-1"}],
+        },
+        "status": {"phase": phase},
+    }
+
+
+def at(text: str) -> Any:
+    return lambda: datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
+
+
+async def test_a_restart_after_the_run_was_created_but_before_status_was_written_reuses_it() -> (
+    None
+):
+    """The crash window: the 10:00 run exists, status still says nothing. The new supervisor
+    finds the slot due, its create is a 409, and it records the slot: one run, not two."""
+    kube = FakeKube([owned("nightly-202612061000", "2026-12-06T10:00:00.000Z", "Running")])
+    supervisor = ScheduleSupervisor(
+        body_of("Allow"),
+        kube,
+        is_stopped=lambda: False,
+        clock=at("2026-12-06 10:00:20"),  # type: ignore[arg-type]
+    )
+    await supervisor.step()
+    assert kube.created == []
+    assert kube.status["lastScheduleTime"] == "2026-12-06T10:00:00.000Z"
+    assert [a["name"] for a in kube.status["active"]] == ["nightly-202612061000"]
+    assert kube.status["activeCount"] == 1
+    # The next pass, same slot: nothing more.
+    await supervisor.step()
+    assert kube.created == []
+
+
+async def test_replace_deletes_the_active_run_and_forbid_keeps_it() -> None:
+    status = {"lastScheduleTime": "2026-12-06T10:00:00.000Z"}
+    old = owned("nightly-202612061000", "2026-12-06T10:00:00.000Z", "Running")
+    replace = FakeKube([old])
+    await ScheduleSupervisor(
+        body_of("Replace", status), replace, is_stopped=lambda: False,  # type: ignore[arg-type]
+        clock=at("2026-12-06 10:10:01"),
+    ).step()  # fmt: skip
+    assert replace.deleted == ["nightly-202612061000"]
+    assert replace.created == ["nightly-202612061010"]
+    forbid = FakeKube([old])
+    await ScheduleSupervisor(
+        body_of("Forbid", status), forbid, is_stopped=lambda: False,  # type: ignore[arg-type]
+        clock=at("2026-12-06 10:10:01"),
+    ).step()  # fmt: skip
+    assert forbid.created == [] and forbid.deleted == []
+    assert forbid.status["lastSkippedTime"] == "2026-12-06T10:10:00.000Z"
+    assert forbid.status["lastScheduleTime"] == "2026-12-06T10:00:00.000Z"
