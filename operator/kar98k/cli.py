@@ -11,16 +11,24 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
 
 from . import __version__
-from .commands import Subparsers, demo, run, simulate, validate
+from .commands import Subparsers, demo, run, schedule, simulate, validate
 
 COMMANDS: tuple[Callable[[Subparsers], None], ...] = (
     validate.register,
     simulate.register,
     run.register,
     demo.register,
+    schedule.register,
 )
+
+
+def _plugins() -> list[Callable[[Subparsers], None]]:
+    """Commands other distributions or extras register under the `kar98k.commands` entry point
+    (`kar98k report`, from the operator side): found at run time, never imported from here."""
+    return [entry.load() for entry in entry_points(group="kar98k.commands")]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"kar98k {__version__}")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
-    for register in COMMANDS:
+    for register in (*COMMANDS, *_plugins()):
         register(subparsers)
     return parser
 

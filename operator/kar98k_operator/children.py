@@ -27,14 +27,15 @@ RESERVED_ENV = frozenset({"KAR98K_TOKEN", "KAR98K_POD_NAME", "KAR98K_LISTEN"})
 
 
 def owner_reference(owner: Mapping[str, Any]) -> JSON:
-    """A controller owner reference to the LoadTest; refuses an owner without a uid."""
+    """A controller owner reference to the owner (a LoadTest, or the LoadTestSchedule of a run);
+    refuses an owner without a uid."""
     meta = owner.get("metadata", {})
     uid = meta.get("uid")
     if not uid:
-        raise ValueError("the LoadTest has no metadata.uid; cannot own children")
+        raise ValueError(f"the {owner.get('kind') or names.KIND} has no metadata.uid")
     return {
         "apiVersion": names.API_VERSION,
-        "kind": names.KIND,
+        "kind": owner.get("kind") or names.KIND,
         "name": meta["name"],
         "uid": uid,
         "controller": True,

@@ -1,7 +1,10 @@
-"""Generate the LoadTest CRD from the pydantic models, so the schema can never drift from them.
+"""Generate the CRDs (LoadTest, LoadTestSchedule) from the pydantic models, so the schemas can
+never drift from them.
 
-`python -m kar98k_operator.crd > crds/loadtests.kar98k.dev.yaml` writes it; a test regenerates it
-and compares. pydantic emits JSON Schema (2020-12 flavour, `$ref`s, `anyOf` for optionals);
+`python -m kar98k_operator.crd --write crds helm/kar98k/files/crds` writes both into both places;
+a test regenerates them and compares.
+
+pydantic emits JSON Schema (2020-12 flavour, `$ref`s, `anyOf` for optionals);
 Kubernetes wants an OpenAPI v3 *structural* schema. The conversion below inlines every `$ref`,
 collapses `T | None` to `T`, turns numeric `exclusiveMinimum` into the boolean form, marks free-form
 objects with `x-kubernetes-preserve-unknown-fields` and int|str unions with
@@ -11,9 +14,17 @@ objects with `x-kubernetes-preserve-unknown-fields` and int|str unions with
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import yaml
+from kar98k.spec.loadtestschedule import (
+    MAX_SCHEDULE_NAME,
+    SCHEDULE_KIND,
+    LoadTestScheduleSpec,
+    LoadTestScheduleStatus,
+)
 from kar98k.spec.model import LoadTestSpec
 from kar98k.spec.status import LoadTestStatus
 from pydantic import BaseModel
@@ -21,10 +32,12 @@ from pydantic import BaseModel
 from .names import (
     API_VERSION,
     CATEGORIES,
-    CRD_NAME,
     GROUP,
     KIND,
     PLURAL,
+    SCHEDULE_PLURAL,
+    SCHEDULE_SHORT_NAMES,
+    SCHEDULE_SINGULAR,
     SHORT_NAMES,
     SINGULAR,
     VERSION,
@@ -153,27 +166,52 @@ def structural_schema(model: type[BaseModel], *, defaults: bool = True) -> dict[
     return _convert(raw, defs, model.__name__, defaults)
 
 
-def openapi_schema() -> dict[str, Any]:
-    """The whole LoadTest object: apiVersion, kind, metadata, spec, status."""
-    spec = structural_schema(LoadTestSpec)
-    status = structural_schema(LoadTestStatus, defaults=False)
-    return {
+@dataclass(frozen=True)
+class Kind:
+    """One custom resource of the operator: names, models, columns, root CEL rules."""
+
+    kind: str
+    plural: str
+    singular: str
+    short_names: tuple[str, ...]
+    description: str
+    spec: type[BaseModel]
+    status: type[BaseModel]
+    columns: list[dict[str, Any]]
+    rules: tuple[dict[str, str], ...] = ()
+
+    @property
+    def crd_name(self) -> str:
+        return f"{self.plural}.{GROUP}"
+
+    @property
+    def file_name(self) -> str:
+        return f"{self.crd_name}.yaml"
+
+
+def openapi_schema(kind: Kind | None = None) -> dict[str, Any]:
+    """The whole object: apiVersion, kind, metadata, spec, status."""
+    kind = kind or LOADTEST
+    schema: dict[str, Any] = {
         "type": "object",
-        "description": "A load test: a rate curve against targets, run by a fleet of load pods.",
+        "description": kind.description,
         "required": ["spec"],
         "properties": {
             "apiVersion": {"type": "string", "description": API_VERSION},
-            "kind": {"type": "string", "description": KIND},
+            "kind": {"type": "string", "description": kind.kind},
             # The API server refuses anything but `type: object` here (name and generateName
             # aside): it owns the metadata schema.
             "metadata": {"type": "object"},
-            "spec": spec,
-            "status": status,
+            "spec": structural_schema(kind.spec),
+            "status": structural_schema(kind.status, defaults=False),
         },
     }
+    if kind.rules:
+        schema["x-kubernetes-validations"] = [dict(rule) for rule in kind.rules]
+    return schema
 
 
-PRINTER_COLUMNS: list[dict[str, Any]] = [
+LOADTEST_COLUMNS: list[dict[str, Any]] = [
     {"name": "Phase", "type": "string", "jsonPath": ".status.phase",
      "description": "Pending, Starting, Running, Paused, Succeeded or Failed."},
     {"name": "Target TPS", "type": "number", "jsonPath": ".status.targetTPS",
@@ -189,25 +227,70 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]  # fmt: skip
 
+SCHEDULE_COLUMNS: list[dict[str, Any]] = [
+    {"name": "Schedule", "type": "string", "jsonPath": ".spec.schedule",
+     "description": "Cron schedule of runs."},
+    {"name": "Suspend", "type": "boolean", "jsonPath": ".spec.suspend",
+     "description": "No new runs while true."},
+    {"name": "Active", "type": "integer", "jsonPath": ".status.activeCount",
+     "description": "Runs not finished yet."},
+    {"name": "Last Verdict", "type": "string", "jsonPath": ".status.lastVerdict",
+     "description": "Verdict of the last finished run."},
+    {"name": "Next", "type": "date", "jsonPath": ".status.nextScheduleTime",
+     "description": "Next slot of the cron schedule of runs."},
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+]  # fmt: skip
 
-def crd() -> dict[str, Any]:
-    """The CustomResourceDefinition object for loadtests.kar98k.dev."""
+LOADTEST = Kind(
+    kind=KIND,
+    plural=PLURAL,
+    singular=SINGULAR,
+    short_names=SHORT_NAMES,
+    description="A load test: a rate curve against targets, run by a fleet of load pods.",
+    spec=LoadTestSpec,
+    status=LoadTestStatus,
+    columns=LOADTEST_COLUMNS,
+)
+SCHEDULE = Kind(
+    kind=SCHEDULE_KIND,
+    plural=SCHEDULE_PLURAL,
+    singular=SCHEDULE_SINGULAR,
+    short_names=SCHEDULE_SHORT_NAMES,
+    description="A cron schedule of runs: each firing creates a LoadTest from the template.",
+    spec=LoadTestScheduleSpec,
+    status=LoadTestScheduleStatus,
+    columns=SCHEDULE_COLUMNS,
+    rules=(
+        {
+            "rule": f"size(self.metadata.name) <= {MAX_SCHEDULE_NAME}",
+            "reason": "FieldValueInvalid",
+            "message": f"metadata.name must be at most {MAX_SCHEDULE_NAME} characters: runs are "
+            "named <schedule>-<yyyymmddhhmm> and that name is a label value",
+        },
+    ),
+)
+KINDS = (LOADTEST, SCHEDULE)
+
+
+def crd(kind: Kind | None = None) -> dict[str, Any]:
+    """The CustomResourceDefinition object of one kind (default: loadtests.kar98k.dev)."""
+    kind = kind or LOADTEST
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
         "metadata": {
-            "name": CRD_NAME,
+            "name": kind.crd_name,
             "labels": {"app.kubernetes.io/part-of": "kar98k"},
         },
         "spec": {
             "group": GROUP,
             "scope": "Namespaced",
             "names": {
-                "plural": PLURAL,
-                "singular": SINGULAR,
-                "kind": KIND,
-                "listKind": f"{KIND}List",
-                "shortNames": list(SHORT_NAMES),
+                "plural": kind.plural,
+                "singular": kind.singular,
+                "kind": kind.kind,
+                "listKind": f"{kind.kind}List",
+                "shortNames": list(kind.short_names),
                 "categories": list(CATEGORIES),
             },
             "versions": [
@@ -216,8 +299,8 @@ def crd() -> dict[str, Any]:
                     "served": True,
                     "storage": True,
                     "subresources": {"status": {}},
-                    "additionalPrinterColumns": PRINTER_COLUMNS,
-                    "schema": {"openAPIV3Schema": openapi_schema()},
+                    "additionalPrinterColumns": kind.columns,
+                    "schema": {"openAPIV3Schema": openapi_schema(kind)},
                 }
             ],
         },
@@ -237,13 +320,30 @@ class _NoAliases(yaml.SafeDumper):
         return True
 
 
-def render() -> str:
-    """The CRD as YAML, exactly as committed in crds/."""
-    body = yaml.dump(crd(), Dumper=_NoAliases, sort_keys=False, allow_unicode=True, width=100)
+def render(kind: Kind | None = None) -> str:
+    """One CRD as YAML, exactly as committed in crds/ (default: the LoadTest's)."""
+    body = yaml.dump(crd(kind), Dumper=_NoAliases, sort_keys=False, allow_unicode=True, width=100)
     return HEADER + body
 
 
+def write(directories: list[Path]) -> list[Path]:
+    """Write every CRD into each directory (crds/ and the chart's copy)."""
+    written = []
+    for directory in directories:
+        for kind in KINDS:
+            target = directory / kind.file_name
+            target.write_text(render(kind), encoding="utf-8")
+            written.append(target)
+    return written
+
+
 def main() -> None:
+    """No arguments: the LoadTest CRD on stdout; `--write DIR...`: every CRD into each DIR."""
+    args = sys.argv[1:]
+    if args[:1] == ["--write"]:
+        for target in write([Path(a) for a in args[1:]]):
+            sys.stdout.write(f"wrote {target}\n")
+        return
     sys.stdout.write(render())
 
 

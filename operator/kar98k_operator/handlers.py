@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import kopf
 
@@ -20,6 +20,7 @@ from .config import OperatorConfig
 from .kube import Kube, connection_from_environment
 from .lifecycle import LoadTestRunner, RunContext
 from .metrics import Book
+from .schedules import ScheduleSupervisor
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class OperatorState:
     config: OperatorConfig = field(default_factory=OperatorConfig.from_env)
     book: Book = field(default_factory=Book)
     runners: dict[str, LoadTestRunner] = field(default_factory=dict)
+    supervisors: dict[str, ScheduleSupervisor] = field(default_factory=dict)
     kube: Kube | None = None
     peering: bool = False
     started: float = field(default_factory=time.monotonic)
@@ -49,6 +51,41 @@ class OperatorState:
         if self.kube is None:
             self.kube = Kube(connection_from_environment)
         return self.kube
+
+
+class Worker(Protocol):
+    """What a daemon keeps alive: a LoadTestRunner or a ScheduleSupervisor."""
+
+    def wake(self) -> None: ...
+
+    async def serve(self) -> None: ...
+
+
+async def _peer_grace(state: OperatorState, stopped: kopf.DaemonStopped) -> bool:
+    """With peering, give the peers time to see each other; False if paused meanwhile."""
+    if state.peering:
+        await stopped.wait(max(0.0, PEERING_GRACE - (time.monotonic() - state.started)))
+    return not stopped
+
+
+async def _serve(
+    worker: Worker, uid: str, registry: dict[str, Any], stopped: kopf.DaemonStopped
+) -> None:
+    """Serve `worker` until it returns; registered under `uid` so update handlers can wake it,
+    and woken when kopf stops the daemon."""
+    registry[uid] = worker
+
+    async def wake_when_stopped() -> None:
+        await stopped.wait()
+        worker.wake()
+
+    waker = asyncio.create_task(wake_when_stopped())
+    try:
+        await worker.serve()
+    finally:
+        waker.cancel()
+        if registry.get(uid) is worker:
+            del registry[uid]
 
 
 def _state(memo: Any) -> OperatorState:
@@ -98,10 +135,8 @@ async def loadtest_daemon(
 ) -> None:
     """One per LoadTest for as long as it exists: runs, supervises and finishes its runs."""
     state = _state(memo)
-    if state.peering:
-        await stopped.wait(max(0.0, PEERING_GRACE - (time.monotonic() - state.started)))
-        if stopped:
-            return  # paused in favour of a peer before acting
+    if not await _peer_grace(state, stopped):
+        return  # paused in favour of a peer before acting
 
     def deleted() -> bool:
         reason = stopped.reason
@@ -118,19 +153,7 @@ async def loadtest_daemon(
             is_deleted=deleted,
         )
     )
-    state.runners[uid] = runner
-
-    async def wake_when_stopped() -> None:
-        await stopped.wait()
-        runner.wake()
-
-    waker = asyncio.create_task(wake_when_stopped())
-    try:
-        await runner.serve()
-    finally:
-        waker.cancel()
-        if state.runners.get(uid) is runner:
-            del state.runners[uid]
+    await _serve(runner, uid, state.runners, stopped)
 
 
 @kopf.on.update(names.GROUP, names.VERSION, names.PLURAL)
@@ -142,3 +165,29 @@ async def wake_on_change(uid: str, memo: Any, **_: Any) -> None:
     runner = _state(memo).runners.get(uid)
     if runner is not None:
         runner.wake()
+
+
+@kopf.daemon(
+    names.GROUP,
+    names.VERSION,
+    names.SCHEDULE_PLURAL,
+    cancellation_backoff=CANCELLATION_BACKOFF,
+    cancellation_timeout=CANCELLATION_TIMEOUT,
+)
+async def schedule_daemon(
+    body: kopf.Body, uid: str, stopped: kopf.DaemonStopped, memo: Any, **_: Any
+) -> None:
+    """One per LoadTestSchedule: creates its runs at their slots, prunes its history."""
+    state = _state(memo)
+    if not await _peer_grace(state, stopped):
+        return
+    supervisor = ScheduleSupervisor(body, state.client(), is_stopped=lambda: bool(stopped))
+    await _serve(supervisor, uid, state.supervisors, stopped)
+
+
+@kopf.on.update(names.GROUP, names.VERSION, names.SCHEDULE_PLURAL)
+async def wake_schedule_on_change(uid: str, memo: Any, **_: Any) -> None:
+    """A spec edit (suspend, schedule, policy): re-evaluate now."""
+    supervisor = _state(memo).supervisors.get(uid)
+    if supervisor is not None:
+        supervisor.wake()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from kar98k.spec import loadtestschedule as _schedule
 from kar98k.spec import model as _spec
 
 # The API coordinates come from the spec model, where they are said once.
@@ -15,6 +16,15 @@ SINGULAR = "loadtest"
 SHORT_NAMES = ("lt",)
 CATEGORIES = ("kar98k",)
 CRD_NAME = f"{PLURAL}.{GROUP}"
+
+# The cron schedule of runs (not pattern.schedule, the time-of-day rate multipliers).
+SCHEDULE_KIND = _schedule.SCHEDULE_KIND
+SCHEDULE_PLURAL = "loadtestschedules"
+SCHEDULE_SINGULAR = "loadtestschedule"
+SCHEDULE_SHORT_NAMES = ("lts",)
+# On each LoadTest a schedule creates: which schedule, and which slot (RFC 3339, UTC).
+LABEL_SCHEDULE = "kar98k.dev/schedule"
+ANNOTATION_SLOT = "kar98k.dev/scheduled-time"
 
 LABEL_NAME = "app.kubernetes.io/name"
 LABEL_LOADTEST = "kar98k.dev/loadtest"

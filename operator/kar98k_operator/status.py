@@ -16,6 +16,7 @@ from typing import Any
 
 from kar98k.results import LiveStatus, RunSummary
 from kar98k.spec.status import (
+    FINISHED_PHASES,
     CheckStatus,
     ConditionType,
     LatencyStatus,
@@ -131,6 +132,21 @@ class StatusWriter:
         _merge(self._pending, patch)
         _merge(self.view, patch)
         self._dirty.set()
+        if patch.get("phase") is not None:
+            self._readiness(Phase(patch["phase"]))
+
+    def _readiness(self, phase: Phase) -> None:
+        """kstatus conditions of a phase: Ready only when Succeeded, Reconciling while under way
+        (Pending to Paused), Stalled when Failed; all at the observed generation."""
+        generation = self.view.get("observedGeneration")
+        done = phase in FINISHED_PHASES
+        message = str(self.view.get("message") or phase.value)
+        for ctype, value in (
+            (ConditionType.READY, phase is Phase.SUCCEEDED),
+            (ConditionType.RECONCILING, not done),
+            (ConditionType.STALLED, phase is Phase.FAILED),
+        ):
+            self.condition(ctype, value, phase.value, message, generation=generation)
 
     def condition(
         self,

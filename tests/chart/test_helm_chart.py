@@ -51,13 +51,15 @@ def test_chart_crds_are_the_repository_crds() -> None:
 
 
 def test_crd_is_rendered_with_keep_policy_and_matches_the_repository() -> None:
-    (crd,) = _kinds(_render(), "CustomResourceDefinition")
-    assert crd["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
-    repo = yaml.safe_load((ROOT / "crds" / CRD_FILE).read_text())
-    del crd["metadata"]["annotations"]
-    assert crd == repo
-    (loose,) = _kinds(_render("crds.keep=false"), "CustomResourceDefinition")
-    assert "annotations" not in loose["metadata"]
+    rendered = {c["metadata"]["name"]: c for c in _kinds(_render(), "CustomResourceDefinition")}
+    assert sorted(rendered) == ["loadtests.kar98k.dev", "loadtestschedules.kar98k.dev"]
+    for crd in rendered.values():
+        assert crd["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+        repo = yaml.safe_load((ROOT / "crds" / f"{crd['metadata']['name']}.yaml").read_text())
+        del crd["metadata"]["annotations"]
+        assert crd == repo
+    for loose in _kinds(_render("crds.keep=false"), "CustomResourceDefinition"):
+        assert "annotations" not in loose["metadata"]
     assert not _kinds(_render("crds.install=false"), "CustomResourceDefinition")
 
 
@@ -90,10 +92,15 @@ def test_no_wildcards_and_no_write_access_beyond_children() -> None:
     assert written == {
         ("kar98k.dev", "loadtests"),
         ("kar98k.dev", "loadtests/status"),
+        ("kar98k.dev", "loadtestschedules"),  # kopf's finalizer and annotations
+        ("kar98k.dev", "loadtestschedules/status"),
         ("apps", "deployments"),
         ("", "secrets"),
         ("", "events"),
+        ("", "configmaps"),  # stored results of runs: create only
     }
+    configmaps = {v for r in rules if "configmaps" in r["resources"] for v in r["verbs"]}
+    assert configmaps == {"create"}
 
 
 def test_namespaced_mode_uses_roles_only_in_the_listed_namespaces() -> None:

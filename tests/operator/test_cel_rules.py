@@ -15,8 +15,9 @@ import pytest
 import yaml
 from conftest import BARE_NAMESPACE as NS
 from conftest import CRD_FILE as CRD
-from kar98k.spec import SpecError, parse_spec
-from kar98k_operator.kube import Kube, KubeError
+from kar98k.spec import SpecError, parse_schedule, parse_spec
+from kar98k_operator import names
+from kar98k_operator.kube import JSON, Kube, KubeError, path
 from lt_helpers import lt_path, manifest
 
 GRPC_TARGET = {"name": "g", "url": "grpc://127.0.0.1:50051", "protocol": "grpc"}
@@ -137,3 +138,45 @@ async def test_a_seed_is_accepted_up_to_its_documented_maximum(bare_api: Kube) -
     assert "spec.pattern.seed" in await refusal(
         bare_api, broken({"pattern": {"baseTPS": 10, "seed": MAX_SEED + 1}})
     )
+
+
+def schedule_body(name: str, cron: str, spec_change: dict[str, Any] | None = None) -> JSON:
+    run = broken(spec_change or {})
+    return {
+        "apiVersion": names.API_VERSION,
+        "kind": names.SCHEDULE_KIND,
+        "metadata": {"name": name},
+        "spec": {"schedule": cron, "template": {"spec": run["spec"]}},
+    }
+
+
+async def schedule_refusal(api: Kube, body: JSON) -> str:
+    collection = path(names.API_VERSION, names.SCHEDULE_PLURAL, namespace=NS)
+    with pytest.raises(KubeError) as refused:
+        await api.request("POST", collection, body=body, params={"dryRun": "All"})
+    assert refused.value.status == 422, refused.value
+    return refused.value.message
+
+
+async def test_the_schedule_crd_refuses_what_its_model_refuses(bare_api: Kube) -> None:
+    """On the real API server: the run-name room (CEL on metadata.name), the cron pattern, and
+    the template's LoadTest rules; the model says the same."""
+    long_name = schedule_body("x" * 51, "@daily")
+    assert "at most 50 characters" in await schedule_refusal(bare_api, long_name)
+    with pytest.raises(SpecError, match=r"metadata\.name"):
+        parse_schedule(long_name)
+    not_cron = schedule_body("words", "every day at nine")
+    assert "spec.schedule" in await schedule_refusal(bare_api, not_cron)
+    with pytest.raises(SpecError, match=r"spec\.schedule"):
+        parse_schedule(not_cron)
+    bad_template = schedule_body("tpl", "@daily", {"pattern": {"baseTPS": 100, "maxTPS": 10}})
+    message = await schedule_refusal(bare_api, bad_template)
+    assert "spec.template.spec.pattern.maxTPS" in message, message
+    with pytest.raises(SpecError, match=r"spec\.template\.spec\.pattern\.maxTPS"):
+        parse_schedule(bad_template)
+    fine = schedule_body("x" * 50, "0 9 * * 1-5")
+    collection = path(names.API_VERSION, names.SCHEDULE_PLURAL, namespace=NS)
+    answer = await bare_api.request("POST", collection, body=fine, params={"dryRun": "All"})
+    assert answer["spec"]["concurrencyPolicy"] == "Forbid"  # defaults applied by the server
+    assert answer["spec"]["successfulRunsHistoryLimit"] == 3
+    parse_schedule(fine)

@@ -9,7 +9,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-from kar98k.spec import parse_spec
+from kar98k.spec import parse_schedule, parse_spec
 from kar98k.spec.errors import SpecError
 from kar98k.spec.status import LoadTestStatus
 from kar98k_operator import crd
@@ -80,10 +80,44 @@ def _walk(node: dict[str, Any], where: str = "") -> list[tuple[str, dict[str, An
     return out
 
 
-def test_committed_crd_is_what_the_models_generate() -> None:
-    assert CRD_FILE.read_text() == crd.render(), (
-        "crds/ is stale: run `python -m kar98k_operator.crd > crds/loadtests.kar98k.dev.yaml`"
+@pytest.mark.parametrize("directory", ["crds", "helm/kar98k/files/crds"])
+@pytest.mark.parametrize("kind", crd.KINDS, ids=lambda k: k.kind)
+def test_committed_crds_are_what_the_models_generate(directory: str, kind: crd.Kind) -> None:
+    committed = REPO / directory / kind.file_name
+    assert committed.read_text() == crd.render(kind), (
+        f"{committed} is stale: run "
+        "`python -m kar98k_operator.crd --write crds helm/kar98k/files/crds`"
     )
+
+
+def test_schedule_crd_names_columns_and_the_two_schedules_kept_apart() -> None:
+    doc = yaml.safe_load((REPO / "crds" / "loadtestschedules.kar98k.dev.yaml").read_text())
+    spec = doc["spec"]
+    assert spec["names"]["shortNames"] == ["lts"] and spec["names"]["categories"] == ["kar98k"]
+    version = spec["versions"][0]
+    assert version["subresources"] == {"status": {}}
+    columns = [c["name"] for c in version["additionalPrinterColumns"]]
+    assert columns == ["Schedule", "Suspend", "Active", "Last Verdict", "Next", "Age"]
+    schema = version["schema"]["openAPIV3Schema"]
+    props = schema["properties"]["spec"]["properties"]
+    assert "cron schedule of runs" in props["schedule"]["description"].lower()
+    assert props["concurrencyPolicy"]["enum"] == ["Allow", "Forbid", "Replace"]
+    assert props["successfulRunsHistoryLimit"]["default"] == 3
+    assert props["failedRunsHistoryLimit"]["default"] == 1
+    # The template's spec is the LoadTest's spec schema, CEL rules and all.
+    template_spec = dict(props["template"]["properties"]["spec"])
+    loadtest_spec = dict(_schema()["properties"]["spec"])
+    template_spec.pop("description"), loadtest_spec.pop("description")
+    assert template_spec == loadtest_spec
+    inner = props["template"]["properties"]["spec"]["properties"]["pattern"]["properties"]
+    assert "time-of-day" in inner["schedule"]["description"].lower()
+    status = schema["properties"]["status"]["properties"]
+    for column in version["additionalPrinterColumns"]:
+        json_path = column["jsonPath"].lstrip(".").split(".")
+        if json_path[0] == "status":
+            expected = "string" if column["type"] == "date" else column["type"]
+            assert status[json_path[1]]["type"] == expected, column
+    assert any("metadata.name" in r["rule"] for r in schema["x-kubernetes-validations"])
 
 
 def test_crd_metadata_names_columns_and_subresource() -> None:
@@ -182,6 +216,18 @@ def test_examples_pass_the_crd_schema_and_the_model(doc: dict[str, Any]) -> None
     errors = sorted(_validator(_schema()).iter_errors(doc), key=str)
     assert not errors, [f"{list(e.absolute_path)}: {e.message}" for e in errors]
     parse_spec(doc["spec"])
+
+
+def test_the_schedule_example_passes_its_crd_schema_and_the_model() -> None:
+    doc = yaml.safe_load((REPO / "examples" / "loadtestschedule.yaml").read_text())
+    crd_doc = yaml.safe_load((REPO / "crds" / "loadtestschedules.kar98k.dev.yaml").read_text())
+    schema = crd_doc["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    errors = sorted(_validator(schema).iter_errors(doc), key=str)
+    assert not errors, [f"{list(e.absolute_path)}: {e.message}" for e in errors]
+    parse_schedule(doc)
+    broken = copy.deepcopy(doc)
+    broken["spec"]["schedule"] = "every day"
+    assert list(_validator(schema).iter_errors(broken)), "the CRD pattern accepted 'every day'"
 
 
 REJECTED_BY_BOTH = [

@@ -15,7 +15,7 @@ import pytest
 from cluster.operator_pod import InClusterOperator
 from conftest import OPERATOR_NAMESPACE, RELEASE, ClusterUnderTest, Target
 from kar98k_operator import names
-from kar98k_operator.kube import Kube
+from kar98k_operator.kube import Kube, path
 from lt_helpers import apply, children, get_lt, manifest, patch_lt, wait_for, wait_phase
 
 pytestmark = pytest.mark.slow
@@ -61,6 +61,18 @@ def used(cluster: ClusterUnderTest) -> set[tuple[str, str, str]]:
 async def test_every_granted_verb_is_used_and_nothing_is_forbidden(
     api: Kube, ns: str, target: Target, cluster: ClusterUnderTest, operator: InClusterOperator
 ) -> None:
+    # A schedule (list/watch/patch, its status, LoadTests created): it fires at the next
+    # minute, while the lifecycles below run.
+    run = manifest("unused", target.url, duration="3s", pattern={"baseTPS": 10})
+    await api.create(
+        path(names.API_VERSION, names.SCHEDULE_PLURAL, namespace=ns),
+        {
+            "apiVersion": names.API_VERSION,
+            "kind": names.SCHEDULE_KIND,
+            "metadata": {"name": "audited"},
+            "spec": {"schedule": "* * * * *", "template": {"spec": run["spec"]}},
+        },
+    )
     # Whole lifecycles: children made, a spike, the finish (scale to 0), then the cleanup
     # policies: `pods` deletes the Deployment and Secret, `all` the LoadTest itself.
     for name, action in (("audited-pods", "pods"), ("audited-all", "all")):
@@ -77,6 +89,19 @@ async def test_every_granted_verb_is_used_and_nothing_is_forbidden(
         return await get_lt(api, ns, "audited-all") is None and not any(kids.values())
 
     await wait_for(cleaned, within=40, what="both cleanup policies carried out")
+
+    async def fired() -> bool:
+        listing = await api.list(
+            path(names.API_VERSION, names.PLURAL, namespace=ns),
+            label_selector=f"{names.LABEL_SCHEDULE}=audited",
+        )
+        return bool(listing.get("items"))
+
+    await wait_for(fired, within=75, what="the schedule's first run", interval=0.5)
+    await api.merge_patch(
+        path(names.API_VERSION, names.SCHEDULE_PLURAL, namespace=ns, name="audited"),
+        {"spec": {"suspend": True}},
+    )
 
     forbidden = cluster.require_local().forbidden(USER)
     assert forbidden == [], f"calls RBAC refused: {forbidden}"

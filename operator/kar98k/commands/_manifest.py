@@ -8,11 +8,14 @@ from typing import Any, TextIO
 
 from ..spec import (
     KIND,
+    SCHEDULE_KIND,
     LoadTest,
+    LoadTestSchedule,
     ManifestReadError,
     SpecError,
     load_manifest,
     parse_manifest,
+    parse_schedule,
     read_documents,
 )
 from . import EXIT_USAGE
@@ -20,15 +23,16 @@ from . import EXIT_USAGE
 
 @dataclass(frozen=True)
 class Checked:
-    """One LoadTest document of a file: the parsed model or its errors."""
+    """One LoadTest or LoadTestSchedule document of a file: the parsed model or its errors."""
 
-    label: str  # "FILE" or "FILE (document N)" when the file holds several LoadTests
-    loadtest: LoadTest | None
+    label: str  # "FILE" or "FILE (document N)" when the file holds several documents
+    loadtest: LoadTest | LoadTestSchedule | None
     error: SpecError | None
 
 
 def check_file(path: str) -> list[Checked]:
-    """Validate each LoadTest document (or the first document when none says kind: LoadTest).
+    """Validate each LoadTest and LoadTestSchedule document (or the first document when none
+    says either kind; it is read as a LoadTest).
 
     Raises ManifestReadError when the file cannot be read or is not YAML.
     """
@@ -36,13 +40,15 @@ def check_file(path: str) -> list[Checked]:
     picked: list[tuple[int, Any]] = [
         (index, doc)
         for index, doc in enumerate(docs, start=1)
-        if isinstance(doc, dict) and doc.get("kind") == KIND
+        if isinstance(doc, dict) and doc.get("kind") in (KIND, SCHEDULE_KIND)
     ] or [(1, docs[0])]
     out: list[Checked] = []
     for index, doc in picked:
         label = path if len(picked) == 1 else f"{path} (document {index})"
         try:
-            out.append(Checked(label, parse_manifest(doc), None))
+            is_schedule = isinstance(doc, dict) and doc.get("kind") == SCHEDULE_KIND
+            model = parse_schedule(doc) if is_schedule else parse_manifest(doc)
+            out.append(Checked(label, model, None))
         except SpecError as exc:
             out.append(Checked(label, None, exc))
     return out

@@ -13,10 +13,11 @@ from ._manifest import check_file, print_errors
 def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "validate",
-        help="check LoadTest manifests",
+        help="check LoadTest and LoadTestSchedule manifests",
         description=(
-            "Validate LoadTest manifests. Exit 0 when all are valid, 1 when any has errors "
-            "(each printed as FILE: path: message), 2 when a file is unreadable or not YAML."
+            "Validate LoadTest and LoadTestSchedule manifests. Exit 0 when all are valid, "
+            "1 when any has errors (each printed as FILE: path: message), "
+            "2 when a file is unreadable or not YAML."
         ),
     )
     parser.add_argument("files", nargs="+", metavar="FILE", help="manifest (YAML)")

@@ -6,18 +6,21 @@ import math
 import os
 import stat
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from .errors import FieldError, SpecError, field_errors
+from .loadtestschedule import SCHEDULE_KIND, LoadTestSchedule
 from .model import LoadTest, LoadTestSpec
 
 MAX_MANIFEST_BYTES = 1024 * 1024
 """A manifest larger than this is refused unread: 256 targets fit in a fraction of it."""
 MAX_ALIASES = 100
 """YAML alias references per file; more is refused (a few nested aliases expand to billions)."""
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class ManifestReadError(Exception):
@@ -58,16 +61,32 @@ def make_loader(base: Any) -> Any:
 _Loader: Any = make_loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
-def parse_manifest(data: Any) -> LoadTest:
-    """Validate one parsed document; raise SpecError listing every problem."""
+def _parse(model: type[M], kind: str, data: Any) -> M:
     if not isinstance(data, dict):
-        raise SpecError(
-            [FieldError("", f"a LoadTest must be a mapping, got {type(data).__name__}")]
-        )
+        raise SpecError([FieldError("", f"a {kind} must be a mapping, got {type(data).__name__}")])
     try:
-        return LoadTest.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(field_errors(exc, LoadTest)) from None
+        raise SpecError(field_errors(exc, model)) from None
+
+
+def parse_manifest(data: Any) -> LoadTest:
+    """Validate one parsed LoadTest document; raise SpecError listing every problem."""
+    return _parse(LoadTest, "LoadTest", data)
+
+
+def parse_schedule(data: Any) -> LoadTestSchedule:
+    """Validate one LoadTestSchedule document; raise SpecError listing every problem."""
+    return _parse(LoadTestSchedule, SCHEDULE_KIND, data)
+
+
+def load_schedule(path: str | Path) -> LoadTestSchedule:
+    """The first LoadTestSchedule of a file (the first document if none says so)."""
+    docs = read_documents(path)
+    for doc in docs:
+        if isinstance(doc, dict) and doc.get("kind") == SCHEDULE_KIND:
+            return parse_schedule(doc)
+    return parse_schedule(docs[0])
 
 
 def parse_spec(data: Any) -> LoadTestSpec:

@@ -314,10 +314,17 @@ class Pattern(WireModel):
     )
     ramp_up: Duration = Field(default=0.0, description="Start-up ramp from 0 to full rate.")
     time_zone: str = Field(
-        default="UTC", max_length=MAX_TIME_ZONE, description="IANA time zone for the schedule."
+        default="UTC",
+        max_length=MAX_TIME_ZONE,
+        description="IANA time zone of the time-of-day rate multipliers.",
     )
     schedule: list[ScheduleEntry] = Field(
-        default_factory=list, max_length=MAX_SCHEDULE, description="Time-of-day shape."
+        default_factory=list,
+        max_length=MAX_SCHEDULE,
+        description=(
+            "Time-of-day rate multipliers within a run (not when runs start: that is a "
+            "LoadTestSchedule's cron schedule of runs)."
+        ),
     )
     spikes: Spikes = Field(default_factory=Spikes, description="Poisson spikes.")
     noise: Noise = Field(default_factory=Noise, description="Continuous noise.")

@@ -31,6 +31,11 @@ class ConditionType(StrEnum):
     THRESHOLDS_MET = "ThresholdsMet"
     COMPLETED = "Completed"
     SPEC_APPLIED = "SpecApplied"
+    # kstatus (Flux wait, kubectl wait, Argo CD): Ready=True only when Succeeded; Reconciling
+    # while the run is under way; Stalled when it failed. Set with every phase change.
+    READY = "Ready"
+    RECONCILING = "Reconciling"
+    STALLED = "Stalled"
 
 
 class StatusModel(BaseModel):
@@ -43,7 +48,10 @@ class Condition(StatusModel):
     """One aspect of the LoadTest, Kubernetes style."""
 
     type: str = Field(
-        description="PodsReady, TargetsHealthy, ThresholdsMet, Completed or SpecApplied."
+        description=(
+            "PodsReady, TargetsHealthy, ThresholdsMet, Completed, SpecApplied; Ready, "
+            "Reconciling and Stalled (kstatus)."
+        )
     )
     status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
     reason: str = Field(description="CamelCase reason for the last transition.")
@@ -138,6 +146,13 @@ class LoadTestStatus(StatusModel):
     checks: list[CheckStatus] = Field(default_factory=list, description="Thresholds judged.")
     spike: SpikeStatus | None = Field(
         default=None, description="Acknowledgement of the kar98k.dev/spike annotation."
+    )
+    result: str | None = Field(
+        default=None,
+        description=(
+            "ConfigMap holding this run's full result (the JSON report, gzipped); "
+            "`kar98k report NAMESPACE/NAME` renders it."
+        ),
     )
     cleaned_up: bool = Field(
         default=False, description="spec.cleanup was applied after the run finished."

@@ -7,7 +7,9 @@ restarted operator does not do it twice.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from kar98k.spec import LoadTestSpec
 from kar98k.spec.model import CleanupAction
@@ -20,6 +22,32 @@ from .context import IDLE_POLL, RunContext
 
 # How long a finished LoadTest's daemon rests between looks (a new runId wakes it at once).
 FINISHED_POLL = IDLE_POLL * 5
+
+
+# Labels and annotations by which Argo CD and Flux track what they apply.
+GITOPS_MARKERS = (
+    "argocd.argoproj.io/tracking-id",
+    "argocd.argoproj.io/instance",
+    "app.kubernetes.io/instance",
+    "kustomize.toolkit.fluxcd.io/name",
+    "helm.toolkit.fluxcd.io/name",
+)
+
+
+def gitops_conflict(meta: Mapping[str, Any], spec: LoadTestSpec) -> str | None:
+    """Why `cleanup: all` would fight a GitOps tool on this LoadTest, or None."""
+    actions = {spec.cleanup.on_success, spec.cleanup.on_failure}
+    if CleanupAction.ALL not in actions:
+        return None
+    keys = {**(meta.get("labels") or {}), **(meta.get("annotations") or {})}
+    found = [marker for marker in GITOPS_MARKERS if marker in keys]
+    if not found:
+        return None
+    return (
+        f"cleanup 'all' deletes this LoadTest after its run, but {found[0]} says a GitOps tool "
+        "manages it: it will be re-created and run again, forever. Use cleanup 'pods' "
+        "(docs/gitops.md)."
+    )
 
 
 async def after_finish(ctx: RunContext, spec: LoadTestSpec, status: LoadTestStatus) -> None:

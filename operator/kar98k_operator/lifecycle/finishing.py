@@ -19,6 +19,7 @@ from kar98k.spec.status import (
     parse_time,
 )
 
+from ..results_store import store
 from ..status import summary_figures, verdict_figures
 from .context import API_ERRORS, RunContext
 from .live_status import threshold_condition
@@ -73,6 +74,12 @@ async def finish(ctx: RunContext, end: RunEnd) -> None:
     threshold_condition(ctx.writer, summary, final=True)
     ctx.writer.condition(ConditionType.PODS_READY, False, "Finished", "load pods scaled to 0")
     ctx.event("Verdict", f"{phase.value}: {message}", warning=phase is Phase.FAILED)
+    try:
+        stored = await store(ctx.kube, ctx.snapshot(), summary)
+        ctx.writer.set(LoadTestStatus(result=stored))
+    except API_ERRORS as exc:
+        log.warning("%s/%s: could not store the result: %s", ctx.namespace, ctx.name, exc)
+        ctx.event("ResultNotStored", str(exc), warning=True)
     ctx.publish()
     if end.superseded:
         return

@@ -20,6 +20,7 @@ from kar98k.spec.status import ConditionType, LatencyStatus, LoadTestStatus, Pha
 from kar98k_loadpod.durations import format_duration
 
 from ..pool import PodPool
+from .cleanup import gitops_conflict
 from .context import API_ERRORS, IDLE_POLL, RunContext
 
 START_TIMEOUT = "StartTimeout"
@@ -34,6 +35,9 @@ def reset_for_new_run(
     ctx: RunContext, spec: LoadTestSpec, seed: int, generation: int, replicas: int
 ) -> None:
     """Status of a run that has not started: the previous run's figures and verdict go."""
+    conflict = gitops_conflict(ctx.snapshot().get("metadata") or {}, spec)
+    if conflict:
+        ctx.event("GitOpsCleanupConflict", conflict, warning=True)
     ctx.writer.set(
         LoadTestStatus(
             phase=Phase.PENDING,
@@ -56,6 +60,7 @@ def reset_for_new_run(
             latency_ms=LatencyStatus(p50=0.0, p95=0.0, p99=0.0),
             targets=[],
             verdict=None,
+            result=None,
             checks=[],
             cleaned_up=False,
         )
