@@ -171,6 +171,9 @@ def _refused(*sets: str) -> str:
         ("crds.instal=false", "/crds"),
         ("podDisruptionBudget.minAvaliable=1", "/podDisruptionBudget"),
         ("metrics.serviceMonitor.intervall=30s", "/metrics/serviceMonitor"),
+        ("metrics.dashboard.enable=true", "/metrics/dashboard"),
+        ("metrics.dashboard.namespace=Not_A_Namespace", "/metrics/dashboard/namespace"),
+        ("metrics.prometheusRule.label.x=y", "/metrics/prometheusRule"),
         ("replicas=2", "additional properties 'replicas'"),
     ],
 )
