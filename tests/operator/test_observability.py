@@ -6,8 +6,10 @@ load pods' control ports (podIP:8080/metrics, which needs no token: only /v1 doe
 names the chart's ServiceMonitor and PodMonitor give them, with honor_labels as they set it. The
 rules it evaluates are the shipped files/rules.yaml with every `for:` cut to 1 s.
 
-Two LoadTests run side by side: one against /fast, one against /status/500 (the staged error-rate
-breach); one more operator target on a closed loopback port is the staged "operator down".
+Three LoadTests run side by side: one against /fast, one against /status/500 (the staged
+error-rate breach), one asking 40 req/s of /slow with maxInFlight 1 (~10 req/s: the staged
+"achieved below target"); one more operator target on a closed loopback port is the staged
+"operator down".
 """
 
 from __future__ import annotations
@@ -165,11 +167,22 @@ async def test_dashboard_and_alerts_against_a_real_prometheus(
         ns,
         manifest("failing", target.base_url + "/status/500", pattern={"baseTPS": 20}),
     )
-    for name, ready in (("steady", 2), ("failing", 1)):
+    # One request at a time to a 50-150 ms endpoint: ~10 req/s of the 40 asked for.
+    await apply(
+        api,
+        ns,
+        manifest(
+            "slow",
+            target.base_url + "/slow",
+            pattern={"baseTPS": 40},
+            loadPods={"maxInFlight": 1},
+        ),
+    )
+    for name, ready in (("steady", 2), ("failing", 1), ("slow", 1)):
         await wait_status(api, ns, name, running_with(ready), within=START, what=f"{name} Running")
 
     groups = []
-    for name in ("steady", "failing"):
+    for name in ("steady", "failing", "slow"):
         pods = (await children(api, ns, name))["pods"]
         ips = [p["status"]["podIP"] for p in pods if (p.get("status") or {}).get("podIP")]
         assert ips, f"{name}: no pod IPs"
@@ -200,15 +213,20 @@ async def test_dashboard_and_alerts_against_a_real_prometheus(
     assert value(f"kar98k_loadtest_target_requests_per_second{{{sel}}}") == {
         "steady": 40.0,
         "failing": 20.0,
+        "slow": 40.0,
     }
-    assert value(f"kar98k_loadtest_desired_pods{{{sel}}}") == {"steady": 2.0, "failing": 1.0}
+    assert value(f"kar98k_loadtest_desired_pods{{{sel}}}") == {
+        "steady": 2.0,
+        "failing": 1.0,
+        "slow": 1.0,
+    }
     outcomes = {
         (r["metric"]["loadtest"], r["metric"]["outcome"])
         for r in prometheus.query(f"kar98k_requests_total{{{sel}}} > 0")
     }
-    assert outcomes == {("steady", "2xx"), ("failing", "5xx")}
+    assert outcomes == {("steady", "2xx"), ("failing", "5xx"), ("slow", "2xx")}
     pod_names = {r["metric"]["pod"] for r in prometheus.query(f"kar98k_current_tps{{{sel}}}")}
-    assert len(pod_names) == 3
+    assert len(pod_names) == 4
 
     # Every alert expression evaluates, and every series it reads exists in this scrape.
     rules = shipped_rules()
@@ -219,7 +237,8 @@ async def test_dashboard_and_alerts_against_a_real_prometheus(
     up = value(f'up{{job="{OPERATOR_JOB}"}}')
     assert up, "no up series for the operator job"
 
-    # The staged breaches fire: errors of the /status/500 run, the closed operator endpoint.
+    # The staged breaches fire: errors of the /status/500 run, the slow run's shortfall, the
+    # closed operator endpoint.
     def firing() -> set[tuple[str, str]]:
         return {
             (
@@ -232,7 +251,11 @@ async def test_dashboard_and_alerts_against_a_real_prometheus(
 
     def breaches_fire() -> set[tuple[str, str]] | None:
         now = firing()
-        wanted = {("Kar98kErrorRateHigh", "failing"), ("Kar98kOperatorDown", down)}
+        wanted = {
+            ("Kar98kErrorRateHigh", "failing"),
+            ("Kar98kAchievedRateBelowTarget", "slow"),
+            ("Kar98kOperatorDown", down),
+        }
         return now if wanted <= now else None
 
     fired = await eventually(breaches_fire, within=20, what="the staged breaches to fire")
