@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 HELM_VERSION := v3.21.4
 HELM := $(BIN)/helm
 
-.PHONY: setup demo test lint typecheck bench clean controlplane
+.PHONY: setup demo test lint typecheck bench clean controlplane prometheus
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -27,6 +27,11 @@ $(HELM): | $(STAMP)
 controlplane:
 	bash tests/cluster/build-controlplane.sh >/dev/null
 
+# A real Prometheus server and promtool (v0.316.0) for the observability tests, built once from
+# the Go module proxy with `go install` and cached under ~/.cache/kar98k (a few minutes cold).
+prometheus:
+	bash tests/cluster/build-prometheus.sh >/dev/null
+
 demo: $(STAMP)
 	$(BIN)/kar98k demo
 
@@ -40,7 +45,7 @@ typecheck: $(STAMP)
 
 # Reports its own wall time (lint, typecheck and the suite); `PYTEST_ARGS='-m "not slow"'`
 # leaves out the tests that run real processes for seconds.
-test: $(STAMP) $(HELM) controlplane
+test: $(STAMP) $(HELM) controlplane prometheus
 	@start=$$(date +%s); \
 	$(MAKE) --no-print-directory lint typecheck && $(BIN)/pytest -q $(PYTEST_ARGS); \
 	status=$$?; \

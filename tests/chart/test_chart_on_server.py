@@ -19,13 +19,14 @@ pytestmark = pytest.mark.slow
 
 CRD = "loadtests.kar98k.dev"
 KUBE_VERSION = "--kube-version=1.34.4"
-# The prometheus-operator's own CRDs (ServiceMonitor, PodMonitor), from its Go module.
+# The prometheus-operator's own CRDs (ServiceMonitor, PodMonitor, PrometheusRule), from its Go
+# module.
 PROMETHEUS_OPERATOR = "github.com/prometheus-operator/prometheus-operator@v0.85.0"
 
 
 def monitoring_crds() -> list[Path]:
-    """The ServiceMonitor and PodMonitor CRDs of a pinned prometheus-operator release, fetched
-    through the Go module proxy (like helm and the control plane) and cached by Go."""
+    """The ServiceMonitor, PodMonitor and PrometheusRule CRDs of a pinned prometheus-operator
+    release, fetched through the Go module proxy (like helm and the control plane), cached by Go."""
     try:
         done = subprocess.run(
             ["go", "mod", "download", "-json", PROMETHEUS_OPERATOR],
@@ -35,7 +36,8 @@ def monitoring_crds() -> list[Path]:
         pytest.fail(f"cannot fetch {PROMETHEUS_OPERATOR} for its CRDs (needs go): {exc}")
     crds = Path(json.loads(done.stdout)["Dir"]) / "example" / "prometheus-operator-crd"
     return [
-        crds / f"monitoring.coreos.com_{kind}.yaml" for kind in ("servicemonitors", "podmonitors")
+        crds / f"monitoring.coreos.com_{kind}.yaml"
+        for kind in ("servicemonitors", "podmonitors", "prometheusrules")
     ]
 
 
@@ -49,7 +51,7 @@ def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             cluster.kubectl("apply", "--server-side", "-f", str(crd))
         cluster.kubectl(
             "wait", "--for=condition=Established", "crd/servicemonitors.monitoring.coreos.com",
-            "crd/podmonitors.monitoring.coreos.com",
+            "crd/podmonitors.monitoring.coreos.com", "crd/prometheusrules.monitoring.coreos.com",
         )  # fmt: skip
         yield cluster
 
@@ -65,10 +67,19 @@ MODES = {
         "watch.namespaces={team-a,team-b}",
     ],
     "crds-external": ["crds.install=false", "crds.keep=false"],
-    "monitoring": ["metrics.serviceMonitor.enabled=true", "metrics.podMonitor.enabled=true"],
+    "monitoring": [
+        "metrics.serviceMonitor.enabled=true",
+        "metrics.podMonitor.enabled=true",
+        "metrics.prometheusRule.enabled=true",
+        "metrics.dashboard.enabled=true",
+    ],
     "monitoring-namespaced": [
         "metrics.serviceMonitor.enabled=true",
         "metrics.podMonitor.enabled=true",
+        "metrics.prometheusRule.enabled=true",
+        "metrics.dashboard.enabled=true",
+        "metrics.dashboard.namespace=team-b",
+        "metrics.dashboard.annotations.grafana_folder=load",
         "watch.clusterWide=false",
         "watch.namespaces={team-a}",
     ],
@@ -93,6 +104,14 @@ def test_every_rendered_mode_passes_server_side_validation(kube: Cluster, mode: 
     assert ("CustomResourceDefinition" in kinds) == (mode != "crds-external")
     assert ("PodDisruptionBudget" in kinds) == mode.startswith("ha-")
     assert ("ServiceMonitor" in kinds) == ("PodMonitor" in kinds) == mode.startswith("monitoring")
+    assert ("PrometheusRule" in kinds) == mode.startswith("monitoring")
+    dashboards = [
+        d for d in docs if d["metadata"].get("labels", {}).get("grafana_dashboard") == "1"
+    ]
+    assert len(dashboards) == mode.startswith("monitoring")
+    for dashboard in dashboards:
+        assert dashboard["metadata"]["namespace"] == ("load" if mode == "monitoring" else "team-b")
+        assert json.loads(dashboard["data"]["kar98k-loadtests.json"])["uid"] == "kar98k-loadtests"
     for monitor in (d for d in docs if d["kind"] == "PodMonitor"):
         selector = monitor["spec"]["namespaceSelector"]
         assert selector == ({"any": True} if mode == "monitoring" else {"matchNames": ["team-a"]})

@@ -178,6 +178,9 @@ def _refused(*sets: str) -> str:
         ("crds.instal=false", "/crds"),
         ("podDisruptionBudget.minAvaliable=1", "/podDisruptionBudget"),
         ("metrics.serviceMonitor.intervall=30s", "/metrics/serviceMonitor"),
+        ("metrics.dashboard.enable=true", "/metrics/dashboard"),
+        ("metrics.dashboard.namespace=Not_A_Namespace", "/metrics/dashboard/namespace"),
+        ("metrics.prometheusRule.label.x=y", "/metrics/prometheusRule"),
         ("replicas=2", "additional properties 'replicas'"),
     ],
 )
@@ -224,3 +227,46 @@ def test_pod_disruption_budget_only_with_several_replicas() -> None:
     )
     err = _refused("replicaCount=2", "peering.enabled=true", "podDisruptionBudget.minAvailable=2")
     assert "block every node drain" in err
+
+
+def test_dashboard_and_rules_render_the_shipped_files_only_when_enabled() -> None:
+    """The ConfigMap carries files/dashboard.json verbatim for the Grafana sidecar, the
+    PrometheusRule carries files/rules.yaml's groups (the file promtool checks); both are off by
+    default, and the monitors name the jobs the rules select."""
+    assert not [d for d in _render() if d["kind"] in ("ConfigMap", "PrometheusRule")]
+    docs = _render(
+        "metrics.dashboard.enabled=true",
+        "metrics.prometheusRule.enabled=true",
+        "metrics.prometheusRule.labels.release=kps",
+        "metrics.serviceMonitor.enabled=true",
+        "metrics.podMonitor.enabled=true",
+    )
+    (dashboard,) = _kinds(docs, "ConfigMap")
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert dashboard["metadata"]["namespace"] == "load"
+    shipped = json.loads((CHART / "files" / "dashboard.json").read_text())
+    assert json.loads(dashboard["data"]["kar98k-loadtests.json"]) == shipped
+    titles = {p["title"] for p in shipped["panels"]}
+    assert {
+        "Target vs achieved rate",
+        "Spikes",
+        "Latency percentiles (raw)",
+        "Latency percentiles (corrected)",
+        "Errors by target and outcome",
+        "Load pods ready",
+        "Controller tick lag",
+    } <= titles
+    (rule,) = _kinds(docs, "PrometheusRule")
+    assert rule["metadata"]["labels"]["release"] == "kps"
+    rules = yaml.safe_load((CHART / "files" / "rules.yaml").read_text())
+    assert rule["spec"]["groups"] == rules["groups"]
+    jobs = {
+        r["replacement"]
+        for kind, key in (("ServiceMonitor", "endpoints"), ("PodMonitor", "podMetricsEndpoints"))
+        for d in _kinds(docs, kind)
+        for endpoint in d["spec"][key]
+        for r in endpoint["relabelings"]
+        if r["targetLabel"] == "job"
+    }
+    assert jobs == {"kar98k-operator", "kar98k-loadpod"}
+    assert 'up{job="kar98k-operator"}' in (CHART / "files" / "rules.yaml").read_text()
