@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from kar98k.demo.lifecycle import until_stdin_closes
 from kar98k.report import ReportFormatError, check_report_path
 from kar98k.spec import LoadTest, ManifestReadError, SpecError, parse_manifest, read_documents
 
@@ -236,23 +237,6 @@ async def _stop_target(process: asyncio.subprocess.Process) -> dict[str, Any] | 
     return counts
 
 
-async def _until_eof_or(stop: asyncio.Event) -> None:
-    """Wait until stdin reaches EOF (the parent closed it or died) or `stop` is set."""
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
-    transport, _ = await loop.connect_read_pipe(
-        lambda: asyncio.StreamReaderProtocol(reader), sys.stdin
-    )
-    eof = asyncio.ensure_future(reader.read())
-    stopped = asyncio.ensure_future(stop.wait())
-    try:
-        await asyncio.wait({eof, stopped}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        eof.cancel()
-        stopped.cancel()
-        transport.close()
-
-
 def _counts_line(counts: dict[str, Any]) -> str:
     http1, h2, grpc = int(counts["http1"]), int(counts["h2"]), int(counts["grpc"])
     return (
@@ -282,7 +266,7 @@ async def serve(ports: DemoPorts, *, child: bool) -> int:
     try:
         if child:
             print(json.dumps({"ports": asdict(bound)}), flush=True)
-            await _until_eof_or(stop)
+            await until_stdin_closes(stop)
         else:
             print(
                 f"demo target on http://{HOST}:{bound.http} (HTTP/1.1), "
