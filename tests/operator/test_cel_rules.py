@@ -61,6 +61,10 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ("zero startTimeout", {"loadPods": {"startTimeout": "0s"}},
      "spec.loadPods.startTimeout", "spec.loadPods.startTimeout"),
     ("zero duration", {"duration": "0s"}, "spec.duration", "spec.duration"),
+    ("zero search window", {"search": {"window": "0s"}}, "spec.search.window",
+     "spec.search.window"),
+    ("zero confirm window", {"search": {"confirmWindow": "0ms"}}, "spec.search.confirmWindow",
+     "spec.search.confirmWindow"),
 ]  # fmt: skip
 
 
