@@ -13,12 +13,13 @@ import sys
 from collections.abc import Callable, Sequence
 
 from . import __version__
-from .commands import Subparsers, demo, run, simulate, validate
+from .commands import Subparsers, demo, find_max, run, simulate, validate
 
 COMMANDS: tuple[Callable[[Subparsers], None], ...] = (
     validate.register,
     simulate.register,
     run.register,
+    find_max.register,
     demo.register,
 )
 

@@ -110,6 +110,9 @@ class SearchStep(BaseModel):
     error_rate: float = Field(default=0.0, alias="errorRate")
     p50_ms: float = Field(default=0.0, alias="p50Ms", description="Thresholds' latency basis.")
     p99_ms: float = Field(default=0.0, alias="p99Ms", description="Thresholds' latency basis.")
+    raw_p99_ms: float = Field(
+        default=0.0, alias="rawP99Ms", description="From the actual send: the target's share."
+    )
     late_sends: int = Field(default=0, alias="lateSends")
     dropped: int = 0
     passed: bool

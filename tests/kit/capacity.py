@@ -1,5 +1,5 @@
-"""The capacity demo server (`kar98k.demo.capacity`) as a process of its own, for tests that
-drive it hard: its event loop then never shares a core's time with the test's controller."""
+"""The capacity demo server (`python -m kar98k.demo.serve_capacity`) as a process of its own,
+for tests that drive it hard: its event loop never shares time with the test's controller."""
 
 from __future__ import annotations
 
@@ -24,11 +24,11 @@ class CapacityProcess:
 def capacity_server(
     *, workers: int, service_ms: float, max_queue: int | None = None
 ) -> Iterator[CapacityProcess]:
-    """Start `python -m kar98k.demo.capacity` on 127.0.0.1; stop it (stdin closed) afterwards."""
+    """Start the capacity server process on 127.0.0.1; stop it (stdin closed) afterwards."""
     argv = [
         sys.executable,
         "-m",
-        "kar98k.demo.capacity",
+        "kar98k.demo.serve_capacity",
         "--workers",
         str(workers),
         "--service-time",

@@ -110,6 +110,7 @@ class Controller:
         self._series: SeriesBook | None = None  # None until run() begins
         self._lag = LagRecorder()
         self._stopping = False
+        self._complete = False
         self._interrupted = False
         self._finished: RunSummary | None = None
         self._failing: set[str] = set()
@@ -140,8 +141,11 @@ class Controller:
     def unready_after(self, value: int) -> None:
         self._fleet.unready_after = value
 
-    def stop(self) -> None:
-        """End the run early but gracefully: stop pushing, drain, summarize (interrupted)."""
+    def stop(self, *, complete: bool = False) -> None:
+        """End the run early but gracefully: stop pushing, drain, summarize (interrupted,
+        unless `complete`: the run's owner decided it was done, as a finished search does)."""
+        if complete:
+            self._complete = True
         if not self._stopping:
             self._stopping = True
             log.info("%s: stop requested", self.name)
@@ -211,6 +215,10 @@ class Controller:
     def window(old: StepMark, new: StepMark) -> StepWindow:
         """The figures of what happened between two marks."""
         return StepWindow(window_between(old.stats, new.stats), new.asked - old.asked)
+
+    def emit(self, kind: str, message: str) -> None:
+        """Tell the listener something about this run (e.g. a search step's outcome)."""
+        self._events.emit(kind, message)
 
     def now_unix(self) -> float:
         """Wall time now, on the run's clock (what merges stamp their windows with)."""
@@ -298,7 +306,7 @@ class Controller:
                 await asyncio.sleep(delay)
             now = loop.time()
             if self._stopping:
-                self._interrupted = now < end - 1e-3
+                self._interrupted = not self._complete and now < end - 1e-3
                 break
             if now >= end - 1e-3:
                 break

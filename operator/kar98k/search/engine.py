@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from kar98k.controller import Controller, StepMark
 from kar98k.results import RunSummary, SearchStep, SearchSummary
-from kar98k.spec.model import LoadTestSpec, Search
+from kar98k.spec.model import LoadTestSpec, Search, Thresholds
 
 from .decide import Bounds, Done, Ended, Next, Outcome, conclude, decide
 from .judge import first_failure, judge_step
@@ -40,7 +40,8 @@ def bounds_of(spec: LoadTestSpec, search: Search) -> Bounds:
 
 
 def scaled(spec: LoadTestSpec, rate: float, ceiling: float) -> LoadTestSpec:
-    """The spec with its base rate at `rate` (never above `ceiling`), no ramp, no end."""
+    """The spec with its base rate at `rate` (never above `ceiling`), no ramp, no end, and no
+    thresholds: the controller's whole-run checks would mix every step; the engine judges."""
     pattern = spec.pattern.model_copy(
         update={
             "base_tps": rate,
@@ -49,7 +50,14 @@ def scaled(spec: LoadTestSpec, rate: float, ceiling: float) -> LoadTestSpec:
             "ramp_up": 0.0,
         }
     )
-    return spec.model_copy(update={"pattern": pattern, "duration": None, "paused": False})
+    return spec.model_copy(
+        update={
+            "pattern": pattern,
+            "duration": None,
+            "paused": False,
+            "thresholds": Thresholds(),
+        }
+    )
 
 
 class _Stop(Exception):
@@ -98,9 +106,11 @@ class SearchEngine:
             controller.stop()
             await asyncio.gather(self._task, return_exceptions=True)
             raise
-        controller.stop()
+        answer = self._answer(done)
+        controller.emit("search-result", answer.message)
+        controller.stop(complete=done.ended != "interrupted")
         summary = await self._task
-        summary.search = self._answer(done)
+        summary.search = answer
         summary.checks = []
         summary.verdict = "pass" if summary.search.found else "fail"
         return summary
