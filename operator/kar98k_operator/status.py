@@ -98,6 +98,47 @@ class CheckStatus(StatusModel):
     message: str = Field(default="", description="Human-readable verdict.")
 
 
+class SearchStepStatus(StatusModel):
+    """One step of a capacity search, judged over its own window."""
+
+    rate: float = Field(description="Base rate of the step, req/s.")
+    phase: str = Field(description="bracket, bisect or confirm.")
+    passed: bool = Field(description="Whether the thresholds held over the step's window.")
+    p50_ms: float = Field(default=0.0, description="p50 latency of the window, ms.")
+    p99_ms: float = Field(default=0.0, description="p99 latency of the window, ms.")
+    error_rate: float = Field(default=0.0, description="errors / requests of the window.")
+    achieved_tps: float = Field(default=0.0, alias="achievedTPS", description="Req/s achieved.")
+    reason: str = Field(default="", description="Why it passed or failed.")
+
+
+class SearchStatus(StatusModel):
+    """The answer of a capacity search (spec.search), once it has ended."""
+
+    found: bool = Field(description="A rate passed.")
+    max_sustainable_tps: float | None = Field(
+        default=None, alias="maxSustainableTPS", description="Highest passing base rate, req/s."
+    )
+    last_passing_tps: float | None = Field(
+        default=None, alias="lastPassingTPS", description="The margin's lower end, req/s."
+    )
+    first_failing_tps: float | None = Field(
+        default=None, alias="firstFailingTPS", description="The margin's upper end, req/s."
+    )
+    limited_by: str | None = Field(
+        default=None, description="target, generator (add load pods) or ceiling (maxTPS)."
+    )
+    ended: str = Field(
+        default="resolved",
+        description="resolved, ceiling, maxSteps, nothingPassed, aborted or interrupted.",
+    )
+    confirmed: bool = Field(default=False, description="The longer window confirmed it.")
+    first_failure: str | None = Field(
+        default=None, description="Which check failed first at the first failing rate."
+    )
+    message: str = Field(default="", description="The answer in one line.")
+    steps: list[SearchStepStatus] = Field(default_factory=list, description="Every step.")
+
+
 class SpikeStatus(StatusModel):
     """The last manual spike taken from the kar98k.dev/spike annotation."""
 
@@ -154,6 +195,9 @@ class LoadTestStatus(StatusModel):
     checks: list[CheckStatus] = Field(default_factory=list, description="Thresholds judged.")
     spike: SpikeStatus | None = Field(
         default=None, description="Acknowledgement of the kar98k.dev/spike annotation."
+    )
+    search: SearchStatus | None = Field(
+        default=None, description="The capacity search's answer (spec.search), once ended."
     )
     cleaned_up: bool = Field(
         default=False, description="spec.cleanup was applied after the run finished."
@@ -228,6 +272,44 @@ def summary_figures(summary: RunSummary, *, basis: str = "corrected") -> dict[st
         },
         "targets": targets,
     }
+
+
+def search_figures(summary: RunSummary) -> dict[str, Any] | None:
+    """The `search` status of a finished capacity search (None for a plain run)."""
+    search = summary.search
+    if search is None:
+        return None
+    failure = search.first_failure
+    status = SearchStatus(
+        found=search.found,
+        max_sustainable_tps=_round(search.max_sustainable_tps),
+        last_passing_tps=_round(search.last_passing_tps),
+        first_failing_tps=_round(search.first_failing_tps),
+        limited_by=search.limited_by,
+        ended=search.ended,
+        confirmed=search.confirmed,
+        first_failure=f"{failure.check}: {failure.message}" if failure is not None else None,
+        message=search.message,
+        steps=[
+            SearchStepStatus(
+                rate=round(step.rate, 1),
+                phase=step.phase,
+                passed=step.passed,
+                p50_ms=round(step.p50_ms, 3),
+                p99_ms=round(step.p99_ms, 3),
+                error_rate=round(step.error_rate, 6),
+                achieved_tps=round(step.achieved_tps, 1),
+                reason=step.reason,
+            )
+            for step in search.steps
+        ],
+    )
+    out: dict[str, Any] = status.model_dump(mode="json", by_alias=True)
+    return out
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
 
 
 def verdict_figures(summary: RunSummary) -> dict[str, Any]:

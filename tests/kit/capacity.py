@@ -1,5 +1,6 @@
 """The capacity demo server (`python -m kar98k.demo.serve_capacity`) as a process of its own,
-for tests that drive it hard: its event loop never shares time with the test's controller."""
+for tests that drive it hard (its event loop never shares time with the test's controller),
+and the short search settings the find-max tests use (CLI and operator alike)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 START_WITHIN = 20.0
+# A short search for tests: 1 s settle, 2 s windows, a 4 s confirmation, 10 % resolution.
+# Why it finds a capacity server's capacity within 10 %: tests/search/test_find_max_cli.py.
+FAST_SEARCH = {
+    "growth": 2,
+    "resolution": 0.1,
+    "settle": "1s",
+    "window": "2s",
+    "confirmWindow": "4s",
+    "cooldown": "1s",
+    "maxSteps": 10,
+}
+SEARCH_THRESHOLDS = {"latency": {"p99": "100ms"}, "errorRate": 0.01}
 
 
 @dataclass(frozen=True)

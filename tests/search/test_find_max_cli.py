@@ -21,21 +21,13 @@ from typing import Any
 
 import pytest
 from kar98k.cli import main
-from kit.capacity import capacity_server
+from kit.capacity import FAST_SEARCH, SEARCH_THRESHOLDS, capacity_server
 from kit.manifests import kar98k_command, manifest, write_manifest
 
 pytestmark = pytest.mark.slow
 
-SEARCH = {
-    "growth": 2,
-    "resolution": 0.1,
-    "settle": "1s",
-    "window": "2s",
-    "confirmWindow": "4s",
-    "cooldown": "1s",
-    "maxSteps": 10,
-}
-THRESHOLDS = {"latency": {"p99": "100ms"}, "errorRate": 0.01}
+SEARCH = FAST_SEARCH
+THRESHOLDS = SEARCH_THRESHOLDS
 # Steps at most 10 × (1 + 2 + 1) s, the confirmation 4 s longer, pods starting: ~50 s.
 SEARCH_WITHIN = 90.0
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from kar98k.controller import Controller
+from kar98k.controller import Controller, ControllerEvent
 from kar98k.search.engine import SearchEngine
 from kar98k.spec import parse_spec
 from kar98k.spec.model import LoadTestSpec
@@ -102,7 +102,9 @@ def spec(**search: Any) -> LoadTestSpec:
     )
 
 
-def engine(lt: LoadTestSpec, target: Target) -> tuple[SearchEngine, list[CapacityPod]]:
+def engine(
+    lt: LoadTestSpec, target: Target, told: list[ControllerEvent] | None = None
+) -> tuple[SearchEngine, list[CapacityPod]]:
     pods = [CapacityPod(f"pod-{i}", target=target) for i in range(PODS)]
     loop = asyncio.get_running_loop()
     controller = Controller(
@@ -114,6 +116,7 @@ def engine(lt: LoadTestSpec, target: Target) -> tuple[SearchEngine, list[Capacit
         clock=lambda: T0 + loop.time(),
         client=FakePodApi(pods),
         stats_interval=1.0,
+        on_event=told.append if told is not None else None,
     )
     assert lt.search is not None
     return SearchEngine(controller, lt.search), pods
@@ -213,3 +216,17 @@ async def test_stop_ends_the_search_and_drains() -> None:
     assert summary.search.ended == "interrupted"
     assert [s.rate for s in summary.search.steps] == [100, 200]
     assert all(p.drained for p in pods)
+
+
+async def test_every_step_and_the_answer_are_told_as_events() -> None:
+    told: list[ControllerEvent] = []
+    search, _ = engine(spec(), Target(300), told)
+    summary = await search.run()
+    assert summary.search is not None
+    steps = [e.message for e in told if e.kind == "search-step"]
+    assert len(steps) == len(summary.search.steps)
+    assert steps[0].startswith("step 1 (bracket) 100.0/s: pass")
+    assert [e.message for e in told if e.kind == "search-result"] == [summary.search.message]
+    # The engine judges; the controller's whole-run checks (which would mix steps) stay quiet.
+    assert not [e for e in told if e.kind == "threshold-breach"]
+    assert not summary.interrupted

@@ -12,7 +12,6 @@ search at once. However the search ends, the controller is stopped and its pods 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
 
 from kar98k.controller import Controller, StepMark
@@ -21,8 +20,6 @@ from kar98k.spec.model import LoadTestSpec, Search, Thresholds
 
 from .decide import Bounds, Done, Ended, Next, Outcome, conclude, decide
 from .judge import first_failure, judge_step
-
-log = logging.getLogger(__name__)
 
 WATCH_INTERVAL = 0.25  # how often an abort condition is looked for
 ABORT_MIN_REQUESTS = 20  # an error-rate explosion needs at least this many requests to count
@@ -171,8 +168,12 @@ class SearchEngine:
         if aborted is not None:
             step = step.model_copy(update={"passed": False, "reason": f"aborted: {aborted}"})
         self.steps.append(step)
-        log.info(
-            "search step %d (%s) at %.1f/s: %s", step.index, step.phase, step.rate, step.reason
+        mark = "pass" if step.passed else "FAIL"
+        self._controller.emit(
+            "search-step",
+            f"step {step.index} ({step.phase}) {step.rate:.1f}/s: {mark}, "
+            f"p99 {step.p99_ms:.1f} ms, errors {step.error_rate:.2%}, "
+            f"achieved {step.achieved_tps:.1f}/s: {step.reason}",
         )
         if self._on_step is not None:
             self._on_step(step)

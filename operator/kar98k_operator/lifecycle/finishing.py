@@ -17,6 +17,7 @@ from ..status import (
     format_time,
     now_rfc3339,
     parse_time,
+    search_figures,
     summary_figures,
     verdict_figures,
 )
@@ -33,6 +34,12 @@ def outcome(summary: RunSummary, *, superseded: bool) -> tuple[Phase, str, str]:
     phase = Phase.FAILED if failed else Phase.SUCCEEDED
     if superseded:
         return phase, "Superseded", "ended early: spec.runId changed"
+    if summary.search is not None:
+        reasons = {"aborted": "SearchAborted", "interrupted": "Stopped"}
+        reason = reasons.get(summary.search.ended)
+        if reason is None:
+            reason = "CapacityFound" if summary.search.found else "NothingPassed"
+        return phase, reason, summary.search.message
     if failed:
         return (
             phase,
@@ -52,6 +59,9 @@ async def finish(ctx: RunContext, end: RunEnd) -> None:
     summary = end.summary
     figures = summary_figures(summary, basis=end.spec.thresholds.latency_basis)
     figures.update(verdict_figures(summary))
+    search = search_figures(summary)
+    if search is not None:
+        figures["search"] = search
     figures.update(
         {
             "completionTime": format_time(parse_time(summary.ended_at))
