@@ -19,7 +19,7 @@ from kar98k.results import RunSummary, SearchStep, SearchSummary
 from kar98k.spec.model import LoadTestSpec, Search, Thresholds
 
 from .decide import Bounds, Done, Ended, Next, Outcome, conclude, decide
-from .judge import first_failure, judge_step
+from .judge import attribute, first_failure, judge_step
 
 WATCH_INTERVAL = 0.25  # how often an abort condition is looked for
 ABORT_MIN_REQUESTS = 20  # an error-rate explosion needs at least this many requests to count
@@ -155,7 +155,7 @@ class SearchEngine:
 
     async def _judge(self, start: StepMark, index: int, step: Next) -> SearchStep:
         end = await self._controller.mark()
-        return judge_step(
+        judged = judge_step(
             self._base.thresholds,
             self._search,
             self._controller.window(start, end),
@@ -163,6 +163,7 @@ class SearchEngine:
             rate=step.rate,
             phase=step.phase,
         )
+        return attribute(judged, [s for s in self.steps if s.passed])
 
     def _record(self, step: SearchStep, *, aborted: str | None = None) -> SearchStep:
         if aborted is not None:

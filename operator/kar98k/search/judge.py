@@ -10,6 +10,8 @@ actual send (raw), errors — were within their ceilings.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from kar98k import verdict
 from kar98k.controller import StepWindow
 from kar98k.results import Check, FirstFailure, LatencyPair, RunSummary, SearchStep
@@ -114,6 +116,29 @@ def judge_step(
         limited_by=limited_by,
         reason=reason,
         checks=checks,
+    )
+
+
+DEGRADED_FACTOR = 2.0  # the target's raw p99 more than doubled (plus the slack below)...
+DEGRADED_SLACK_MS = 10.0  # ...over its best passing step: the target is slowing down too
+
+
+def attribute(step: SearchStep, passed: Sequence[SearchStep]) -> SearchStep:
+    """A failing step judged the generator's is the target's after all when the target's own
+    latency (raw p99, from the actual send) climbed well above what it showed at the passing
+    steps: at the knee both may fall behind at once (a busy load pod sends late while the
+    target's queue grows), and then the target's limit is the answer."""
+    if step.passed or step.limited_by != "generator" or not passed:
+        return step
+    baseline = min(s.raw_p99_ms for s in passed)
+    if step.raw_p99_ms <= baseline * DEGRADED_FACTOR + DEGRADED_SLACK_MS:
+        return step
+    return step.model_copy(
+        update={
+            "limited_by": "target",
+            "reason": f"{step.reason}; but the target's raw p99 rose from {baseline:.1f} ms "
+            f"to {step.raw_p99_ms:.1f} ms: its limit, not only the generator's",
+        }
     )
 
 
