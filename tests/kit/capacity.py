@@ -23,7 +23,7 @@ FAST_SEARCH = {
     "cooldown": "1s",
     "maxSteps": 10,
 }
-SEARCH_THRESHOLDS = {"latency": {"p99": "100ms"}, "errorRate": 0.01}
+SEARCH_THRESHOLDS = {"latency": {"p99": "250ms"}, "errorRate": 0.01}
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,12 @@ process, on 127.0.0.1), exit codes, reports, bounded time.
 Why ±10 % holds. Arrivals are uniform and the server's workers are bookkept exactly, so below
 its capacity C a request waits only its 20 ms service time, and past it the queue grows by
 (r - C) requests a second: after the 1 s settle and 2 s window, the wait at the window's end
-is 3 s · (r/C - 1). With a 100 ms p99 ceiling (80 ms of slack over the service time) a step
-passes up to about r = 1.03 C and fails beyond; bisection stops when the first failing rate
+is 3 s · (r/C - 1). With a 250 ms p99 ceiling (230 ms of slack over the service time) a step
+passes up to about r = 1.077 C and fails beyond; bisection stops when the first failing rate
 is within the 10 % resolution of the best passing one, so the answer lies in about
-[C / 1.1, 1.03 C], inside C ± 10 %. Loop jitter on a busy machine can only fail a step early
-(lower the answer); the 80 ms of slack is what keeps that from happening below 0.9 C.
+[C / 1.1, 1.077 C], inside C ± 10 %. Loop stalls on a busy machine (load average 10 on 2
+cores has been seen) can only fail a step early, lowering the answer; the 230 ms of slack is
+what keeps a stall from failing a step below 0.9 C, where a 100 ms ceiling did not.
 """
 
 from __future__ import annotations
@@ -121,7 +122,7 @@ async def test_a_generator_that_cannot_keep_up_is_named(tmp_path: Path) -> None:
     assert search["maxSustainableTPS"] < 100
     failing = [s for s in search["steps"] if not s["passed"]]
     assert failing and all(s["limitedBy"] == "generator" for s in failing)
-    assert all(s["rawP99Ms"] < 100 for s in failing)  # the target was never the problem
+    assert all(s["rawP99Ms"] < 250 for s in failing)  # the target was never the problem
     assert all(s["lateSends"] + s["dropped"] > 0 for s in failing)
     assert "more load pods" in out
 
