@@ -14,12 +14,13 @@ from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 
 from . import __version__
-from .commands import Subparsers, demo, run, schedule, simulate, validate
+from .commands import Subparsers, demo, find_max, run, schedule, simulate, validate
 
 COMMANDS: tuple[Callable[[Subparsers], None], ...] = (
     validate.register,
     simulate.register,
     run.register,
+    find_max.register,
     demo.register,
     schedule.register,
 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Literal
 
 from kar98k_loadpod.stats import is_answered
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class LatencySummary(BaseModel):
@@ -97,6 +97,89 @@ class ControllerFigures(BaseModel):
     last_epoch: int = 0
 
 
+class SearchStep(BaseModel):
+    """One step of a capacity search, judged over its own window only."""
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    index: int = Field(description="1 for the first step.")
+    phase: Literal["bracket", "bisect", "confirm"]
+    rate: float = Field(description="Base rate of the step (the curve scaled to it), req/s.")
+    target_tps: float = Field(
+        default=0.0, alias="targetTPS", description="What the curve asked over the window."
+    )
+    achieved_tps: float = Field(
+        default=0.0, alias="achievedTPS", description="Requests completed over the window / s."
+    )
+    window_s: float = Field(default=0.0, alias="windowSeconds")
+    requests: int = 0
+    errors: int = 0
+    error_rate: float = Field(default=0.0, alias="errorRate")
+    p50_ms: float = Field(default=0.0, alias="p50Ms", description="Thresholds' latency basis.")
+    p99_ms: float = Field(default=0.0, alias="p99Ms", description="Thresholds' latency basis.")
+    raw_p99_ms: float = Field(
+        default=0.0, alias="rawP99Ms", description="From the actual send: the target's share."
+    )
+    late_sends: int = Field(default=0, alias="lateSends")
+    dropped: int = 0
+    passed: bool
+    limited_by: Literal["target", "generator"] | None = Field(
+        default=None, alias="limitedBy", description="Whose limit a failing step hit."
+    )
+    reason: str = Field(description="Why it passed or failed, for a human.")
+    checks: list[Check] = Field(default_factory=list)
+
+
+class FirstFailure(BaseModel):
+    """The check that failed first at the first failing rate, and by how much."""
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    rate: float
+    check: str = Field(description="Check name, e.g. 'latency.p99', 'error_rate', 'aborted'.")
+    threshold: float
+    observed: float
+    excess: float = Field(
+        description="observed / threshold - 1 for ceilings; 1 - observed / floor for floors."
+    )
+    message: str
+
+
+class SearchSummary(BaseModel):
+    """The answer of a capacity search (`kar98k find-max`, `spec.search`)."""
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    found: bool = Field(description="A rate passed (and its confirmation, when it ran).")
+    max_sustainable_tps: float | None = Field(
+        default=None, alias="maxSustainableTPS", description="Highest confirmed passing rate."
+    )
+    last_passing_tps: float | None = Field(default=None, alias="lastPassingTPS")
+    first_failing_tps: float | None = Field(default=None, alias="firstFailingTPS")
+    limited_by: Literal["target", "generator", "ceiling"] | None = Field(
+        default=None,
+        alias="limitedBy",
+        description="Whose limit the first failing rate hit: the target's, or the load "
+        "generator's (add pods); 'ceiling' when pattern.maxTPS itself passed.",
+    )
+    ended: Literal["resolved", "ceiling", "maxSteps", "nothingPassed", "aborted", "interrupted"] = (
+        Field(
+            default="resolved",
+            description="resolved: bracketed within the resolution and confirmed; ceiling: "
+            "maxTPS passed; maxSteps: the step budget ran out; nothingPassed: the first step "
+            "failed; aborted: error-rate explosion or unhealthy target; interrupted: stopped.",
+        )
+    )
+    first_failure: FirstFailure | None = Field(default=None, alias="firstFailure")
+    confirmed: bool = False
+    aborted: str | None = Field(default=None, description="Why the search stopped early.")
+    ceiling_tps: float = Field(default=0.0, alias="ceilingTPS", description="pattern.maxTPS.")
+    resolution: float = 0.0
+    message: str = ""
+    advice: str | None = None
+    steps: list[SearchStep] = Field(default_factory=list)
+
+
 class RunSummary(BaseModel):
     """Merged figures over the whole run (or so far, while running)."""
 
@@ -122,6 +205,9 @@ class RunSummary(BaseModel):
     checks: list[Check] = Field(default_factory=list)
     series: list[SeriesPoint] = Field(default_factory=list)
     controller: ControllerFigures = Field(default_factory=ControllerFigures)
+    search: SearchSummary | None = Field(
+        default=None, description="The capacity search's answer, when the run was a search."
+    )
 
     @property
     def answered_total(self) -> int:

@@ -27,6 +27,8 @@ _KINDS: dict[str, tuple[str, str]] = {
     "paused": ("Normal", "Paused"),
     "resumed": ("Normal", "Resumed"),
     "finished": ("Normal", "Finished"),
+    "search-step": ("Normal", "SearchStep"),
+    "search-result": ("Normal", "SearchResult"),
 }
 
 MAX_MESSAGE = 1000

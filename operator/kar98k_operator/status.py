@@ -22,6 +22,8 @@ from kar98k.spec.status import (
     LatencyStatus,
     LoadTestStatus,
     Phase,
+    SearchStatus,
+    SearchStepStatus,
     TargetStatus,
     now_rfc3339,
 )
@@ -71,6 +73,43 @@ def summary_figures(summary: RunSummary, *, basis: str = "corrected") -> LoadTes
             for name, tgt in sorted(summary.targets.items())
         ],
     )  # fmt: skip
+
+
+def search_figures(summary: RunSummary) -> LoadTestStatus | None:
+    """The `search` status of a finished capacity search (None for a plain run)."""
+    search = summary.search
+    if search is None:
+        return None
+    failure = search.first_failure
+    answer = SearchStatus(
+        found=search.found,
+        max_sustainable_tps=_round(search.max_sustainable_tps),
+        last_passing_tps=_round(search.last_passing_tps),
+        first_failing_tps=_round(search.first_failing_tps),
+        limited_by=search.limited_by,
+        ended=search.ended,
+        confirmed=search.confirmed,
+        first_failure=f"{failure.check}: {failure.message}" if failure is not None else None,
+        message=search.message,
+        steps=[
+            SearchStepStatus(
+                rate=round(step.rate, 1),
+                phase=step.phase,
+                passed=step.passed,
+                p50_ms=round(step.p50_ms, 3),
+                p99_ms=round(step.p99_ms, 3),
+                error_rate=round(step.error_rate, 6),
+                achieved_tps=round(step.achieved_tps, 1),
+                reason=step.reason,
+            )
+            for step in search.steps
+        ],
+    )
+    return LoadTestStatus(search=answer)
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
 
 
 def verdict_figures(summary: RunSummary) -> LoadTestStatus:

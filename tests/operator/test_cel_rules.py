@@ -65,6 +65,10 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ("operator's pod label in the overlay",
      {"loadPods": {"template": {"metadata": {"labels": {"kar98k.dev/loadtest": "other"}}}}},
      "spec.loadPods.template.metadata.labels", "spec.loadPods.template.metadata.labels"),
+    ("zero search window", {"search": {"window": "0s"}}, "spec.search.window",
+     "spec.search.window"),
+    ("zero confirm window", {"search": {"confirmWindow": "0ms"}}, "spec.search.confirmWindow",
+     "spec.search.confirmWindow"),
 ]  # fmt: skip
 
 

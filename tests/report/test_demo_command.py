@@ -42,6 +42,46 @@ def test_packaged_manifest_is_the_example() -> None:
     assert manifest.spec.thresholds.error_rate is not None
 
 
+def test_packaged_search_manifest_is_the_example() -> None:
+    packaged = REPO / "operator" / "kar98k" / "commands" / "demo-find-max.yaml"
+    example = REPO / "examples" / "find-max.yaml"
+    assert packaged.read_bytes() == example.read_bytes()
+    manifest = load_demo_manifest("demo-find-max.yaml")
+    assert manifest.spec.search is not None
+    assert manifest.spec.targets[0].url == "http://127.0.0.1:18083/work"
+    moved = retarget(manifest, DemoPorts(http=1, h2=2, grpc=3, capacity=40004))
+    assert moved.spec.targets[0].url == "http://127.0.0.1:40004/work"
+
+
+@pytest.mark.slow
+def test_demo_find_max_finds_the_capacity_target_in_a_short_search(tmp_path: Path) -> None:
+    started = time.monotonic()
+    result = subprocess.run(
+        [str(KAR98K), "demo", "--find-max", "--no-live", "--seed", "5"],
+        cwd=tmp_path,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert elapsed < 60, f"demo --find-max took {elapsed:.1f} s"
+    doc = json.loads((tmp_path / "kar98k-demo-report.json").read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator(report_schema()).validate(doc)
+    found = doc["search"]["maxSustainableTPS"]
+    # 400/s of capacity; the curve's ±10 % noise must fit under it too, so the base rate that
+    # holds is lower, and the 15 % resolution widens the margin below it.
+    assert 400 * 0.6 <= found <= 400 * 1.1, doc["search"]["steps"]
+    assert doc["search"]["limitedBy"] == "target"
+    assert f"max sustainable {found:.1f}/s" in result.stdout
+    total, *_ = _counts(result.stdout)
+    assert f"capacity {total:,}" in result.stdout  # every request went to the capacity target
+    html = (tmp_path / "kar98k-demo-report.html").read_text(encoding="utf-8")
+    assert '<svg id="chart-knee-latency"' in html
+    _no_demo_children_left(tmp_path)
+
+
 def test_retarget_rewrites_only_default_demo_ports() -> None:
     manifest = load_demo_manifest()
     extra = manifest.spec.targets[0].model_copy(

@@ -105,6 +105,44 @@ def test_schema_documents_every_summary_field(
     assert not missing, f"{model.__name__} fields missing from report-schema.json: {missing}"
 
 
+@pytest.mark.parametrize(
+    "model, name",
+    [
+        (summary_models.SearchSummary, "search"),
+        (summary_models.SearchStep, "searchStep"),
+        (summary_models.FirstFailure, "firstFailure"),
+    ],
+    ids=lambda v: getattr(v, "__name__", v),
+)
+def test_schema_documents_every_search_field_by_its_camel_case_name(
+    model: type[BaseModel], name: str
+) -> None:
+    written = {f.alias or key for key, f in model.model_fields.items()}
+    missing = written - set(report_schema()["$defs"][name]["properties"])
+    assert not missing, f"{model.__name__} fields missing from report-schema.json: {missing}"
+
+
+def test_a_search_report_validates_with_camel_case_figures(
+    tmp_path: Path, summary: RunSummary
+) -> None:
+    step = summary_models.SearchStep(
+        index=1, phase="bracket", rate=100, p99_ms=12.5, passed=True, reason="passed"
+    )
+    summary.search = summary_models.SearchSummary(
+        found=True, max_sustainable_tps=100, last_passing_tps=100, steps=[step]
+    )
+    path = tmp_path / "search.json"
+    write_report(summary, path)
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    _validate(doc)
+    assert doc["search"]["maxSustainableTPS"] == 100
+    assert doc["search"]["steps"][0]["p99Ms"] == 12.5
+    assert RunSummary.model_validate(doc) == summary
+    doc["search"]["limitedBy"] = "nobody"
+    with pytest.raises(jsonschema.ValidationError):
+        _validate(doc)
+
+
 def test_markdown_documents_every_top_level_field() -> None:
     text = DOC.read_text(encoding="utf-8")
     documented = set(re.findall(r"^\| `([a-z_0-9]+)` \|", text, flags=re.MULTILINE))

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from kar98k.demo.lifecycle import until_stdin_closes
 from kar98k.report import ReportFormatError, check_report_path
 from kar98k.spec import LoadTest, ManifestReadError, SpecError, parse_manifest, read_documents
 
@@ -36,20 +37,24 @@ HELP = "run a spiky demo load test against a built-in loopback target"
 HOST = "127.0.0.1"
 DEFAULT_REPORTS = ("kar98k-demo-report.html", "kar98k-demo-report.json")
 MANIFEST_RESOURCE = "demo.yaml"
+FIND_MAX_RESOURCE = "demo-find-max.yaml"  # the packaged copy of examples/find-max.yaml
+CAPACITY_WORKERS = 4
+CAPACITY_SERVICE_TIME = 0.010  # 4 workers × 10 ms: 400 req/s
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True)
 class DemoPorts:
-    """The three listening ports of the demo target."""
+    """The listening ports of the demo target."""
 
     http: int
     h2: int
     grpc: int
+    capacity: int = 0
 
 
-DEFAULT_PORTS = DemoPorts(http=18080, h2=18081, grpc=18082)
+DEFAULT_PORTS = DemoPorts(http=18080, h2=18081, grpc=18082, capacity=18083)
 
 
 DESCRIPTION = (
@@ -85,10 +90,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-live", action="store_true", help="log lines instead of the live terminal display"
     )
     parser.add_argument(
+        "--find-max",
+        action="store_true",
+        help="instead of the spiky run, a short capacity search (about 20 s, "
+        "examples/find-max.yaml) against a target that serves 400 req/s",
+    )
+    parser.add_argument(
         "--serve",
         action="store_true",
-        help="only run the demo target on ports 18080 (HTTP/1.1), 18081 (h2c), 18082 (gRPC) "
-        "until Ctrl-C, for `kar98k run examples/demo.yaml` in another terminal",
+        help="only run the demo target on ports 18080 (HTTP/1.1), 18081 (h2c), 18082 (gRPC), "
+        "18083 (capacity, 400/s) until Ctrl-C, for `kar98k run examples/demo.yaml` or "
+        "`kar98k find-max examples/find-max.yaml` in another terminal",
     )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
 
@@ -96,10 +108,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Entry point the CLI calls with parsed arguments; returns the exit code."""
     if args.serve or args.child:
-        ports = DemoPorts(0, 0, 0) if args.child else DEFAULT_PORTS
+        ports = DemoPorts(0, 0, 0, 0) if args.child else DEFAULT_PORTS
         return asyncio.run(serve(ports, child=args.child))
     try:
-        manifest = load_demo_manifest()
+        manifest = load_demo_manifest(FIND_MAX_RESOURCE if args.find_max else MANIFEST_RESOURCE)
     except (ManifestReadError, SpecError) as exc:
         print(f"kar98k demo: {exc}", file=sys.stderr)
         return 2
@@ -130,9 +142,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run(parser.parse_args(argv))
 
 
-def load_demo_manifest() -> LoadTest:
-    """The packaged copy of examples/demo.yaml (present in wheels, where examples/ is not)."""
-    resource = resources.files(__package__).joinpath(MANIFEST_RESOURCE)
+def load_demo_manifest(name: str = MANIFEST_RESOURCE) -> LoadTest:
+    """The packaged copy of examples/demo.yaml (present in wheels, where examples/ is not), or
+    of examples/find-max.yaml."""
+    resource = resources.files(__package__).joinpath(name)
     with resources.as_file(resource) as path:
         docs = read_documents(path)
     return parse_manifest(docs[0])
@@ -140,7 +153,12 @@ def load_demo_manifest() -> LoadTest:
 
 def retarget(manifest: LoadTest, ports: DemoPorts, defaults: DemoPorts = DEFAULT_PORTS) -> LoadTest:
     """A copy whose 127.0.0.1 URLs on a default demo port point at the bound port instead."""
-    mapping = {defaults.http: ports.http, defaults.h2: ports.h2, defaults.grpc: ports.grpc}
+    mapping = {
+        defaults.http: ports.http,
+        defaults.h2: ports.h2,
+        defaults.grpc: ports.grpc,
+        defaults.capacity: ports.capacity,
+    }
     targets = []
     for target in manifest.spec.targets:
         parts = urlsplit(target.url)
@@ -177,6 +195,13 @@ async def _demo(
             f"(HTTP/2 h2c), grpc://{HOST}:{ports.grpc} (gRPC)",
             flush=True,
         )
+        if manifest.spec.search is not None:
+            print(
+                f"capacity target: http://{HOST}:{ports.capacity}/work "
+                f"({CAPACITY_WORKERS} workers × {CAPACITY_SERVICE_TIME * 1000:g} ms: "
+                f"{CAPACITY_WORKERS / CAPACITY_SERVICE_TIME:g} req/s)",
+                flush=True,
+            )
         code = await run_local(
             retarget(manifest, ports),
             pods=pods,
@@ -184,6 +209,7 @@ async def _demo(
             reports=reports,
             seed=seed,
             live=live,
+            search=manifest.spec.search,
         )
     finally:
         counts = await _stop_target(process)
@@ -236,33 +262,19 @@ async def _stop_target(process: asyncio.subprocess.Process) -> dict[str, Any] | 
     return counts
 
 
-async def _until_eof_or(stop: asyncio.Event) -> None:
-    """Wait until stdin reaches EOF (the parent closed it or died) or `stop` is set."""
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
-    transport, _ = await loop.connect_read_pipe(
-        lambda: asyncio.StreamReaderProtocol(reader), sys.stdin
-    )
-    eof = asyncio.ensure_future(reader.read())
-    stopped = asyncio.ensure_future(stop.wait())
-    try:
-        await asyncio.wait({eof, stopped}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        eof.cancel()
-        stopped.cancel()
-        transport.close()
-
-
 def _counts_line(counts: dict[str, Any]) -> str:
     http1, h2, grpc = int(counts["http1"]), int(counts["h2"]), int(counts["grpc"])
-    return (
-        f"demo target counted {http1 + h2 + grpc:,} requests: HTTP/1.1 {http1:,} · "
+    capacity = int(counts.get("capacity", 0))
+    line = (
+        f"demo target counted {http1 + h2 + grpc + capacity:,} requests: HTTP/1.1 {http1:,} · "
         f"HTTP/2 {h2:,} · gRPC {grpc:,}"
     )
+    return line + (f" · capacity {capacity:,}" if capacity else "")
 
 
 async def serve(ports: DemoPorts, *, child: bool) -> int:
     """Run the three demo servers until stdin closes (child) or SIGINT/SIGTERM (--serve)."""
+    from kar98k.demo.capacity import CapacityServer  # noqa: PLC0415
     from kar98k.demo.grpc_server import DemoGrpcServer  # noqa: PLC0415 (grpc is slow to import)
     from kar98k.demo.h2_server import DemoH2Server  # noqa: PLC0415
     from kar98k.demo.http_server import DemoHttpServer  # noqa: PLC0415
@@ -270,33 +282,41 @@ async def serve(ports: DemoPorts, *, child: bool) -> int:
     http = DemoHttpServer(HOST, ports.http, seed=1)
     h2 = DemoH2Server(HOST, ports.h2, seed=2)
     grpc = DemoGrpcServer(HOST, ports.grpc)
+    capacity = CapacityServer(
+        HOST, ports.capacity, workers=CAPACITY_WORKERS, service_time=CAPACITY_SERVICE_TIME
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM,) if child else (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        bound = DemoPorts(await http.start(), await h2.start(), await grpc.start())
+        bound = DemoPorts(
+            await http.start(), await h2.start(), await grpc.start(), await capacity.start()
+        )
     except OSError as exc:
         print(f"kar98k demo: cannot start the demo target: {exc}", file=sys.stderr)
         return 2
     try:
         if child:
             print(json.dumps({"ports": asdict(bound)}), flush=True)
-            await _until_eof_or(stop)
+            await until_stdin_closes(stop)
         else:
             print(
                 f"demo target on http://{HOST}:{bound.http} (HTTP/1.1), "
-                f"http://{HOST}:{bound.h2} (HTTP/2 h2c), grpc://{HOST}:{bound.grpc} (gRPC); "
-                "Ctrl-C stops it",
+                f"http://{HOST}:{bound.h2} (HTTP/2 h2c), grpc://{HOST}:{bound.grpc} (gRPC), "
+                f"http://{HOST}:{bound.capacity}/work (capacity 400/s); Ctrl-C stops it",
                 flush=True,
             )
             await stop.wait()
     finally:
-        await asyncio.gather(http.stop(), h2.stop(), grpc.stop(), return_exceptions=True)
+        await asyncio.gather(
+            http.stop(), h2.stop(), grpc.stop(), capacity.stop(), return_exceptions=True
+        )
     counts = {
         "http1": http.counter.total,
         "h2": h2.counter.by_protocol.get("2", 0),
         "grpc": grpc.counter.total,
+        "capacity": capacity.counter.total,
         "by_key": {
             "http1": dict(http.counter.by_key),
             "h2": dict(h2.counter.by_key),

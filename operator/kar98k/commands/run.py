@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from ..local import run_local
+from ..spec.model import LoadTestSpec
 from . import EXIT_USAGE, Subparsers, _args
 from ._manifest import load_or_exit_code
 
@@ -26,14 +27,20 @@ def register(subparsers: Subparsers) -> None:
         ),
     )
     parser.add_argument("file", metavar="FILE", help="LoadTest manifest (YAML)")
+    add_local_arguments(parser)
+    parser.add_argument(
+        "--duration", type=_args.duration, default=None, help="override spec.duration, e.g. 30s, 5m"
+    )
+    parser.set_defaults(handler=run)
+
+
+def add_local_arguments(parser: argparse.ArgumentParser) -> None:
+    """--pods, --report, --seed and --no-live: what every command running local pods takes."""
     parser.add_argument(
         "--pods",
         type=int,
         default=None,
         help="load-pod processes (default: spec.loadPods sizing, at most 2 per CPU)",
-    )
-    parser.add_argument(
-        "--duration", type=_args.duration, default=None, help="override spec.duration, e.g. 30s, 5m"
     )
     parser.add_argument(
         "--report",
@@ -48,7 +55,13 @@ def register(subparsers: Subparsers) -> None:
     parser.add_argument(
         "--no-live", action="store_true", help="log lines instead of the live terminal display"
     )
-    parser.set_defaults(handler=run)
+
+
+def pods_of(args: argparse.Namespace, spec: LoadTestSpec) -> int:
+    """--pods, else the spec's fleet size, at most 2 per CPU."""
+    if args.pods is not None:
+        return int(args.pods)
+    return default_pods(spec.load_pods.desired(spec.pattern.ceiling))
 
 
 def default_pods(desired: int) -> int:
@@ -59,16 +72,10 @@ def run(args: argparse.Namespace) -> int:
     manifest = load_or_exit_code(args.file, invalid=EXIT_USAGE)
     if isinstance(manifest, int):
         return manifest
-    spec = manifest.spec
-    pods = (
-        args.pods
-        if args.pods is not None
-        else default_pods(spec.load_pods.desired(spec.pattern.ceiling))
-    )
     return asyncio.run(
         run_local(
             manifest,
-            pods=pods,
+            pods=pods_of(args, manifest.spec),
             duration=args.duration,
             reports=[Path(p) for p in args.report],
             seed=args.seed,

@@ -2,8 +2,17 @@
 
 from kar98k.results import LiveStatus, RunSummary
 
-from .core import Controller
+from .core import Controller, StepMark, StepWindow
 from .events import ControllerEvent
 from .pods import PodEndpoint, PodSource
 
-__all__ = ["Controller", "ControllerEvent", "LiveStatus", "PodEndpoint", "PodSource", "RunSummary"]
+__all__ = [
+    "Controller",
+    "ControllerEvent",
+    "LiveStatus",
+    "PodEndpoint",
+    "PodSource",
+    "RunSummary",
+    "StepMark",
+    "StepWindow",
+]

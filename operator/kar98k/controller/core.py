@@ -19,6 +19,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from kar98k.pattern import PatternEngine, PatternPoint
@@ -29,20 +30,40 @@ from .clock import RunClock, WallClock
 from .collector import StatsCollector
 from .events import ControllerEvent, Events
 from .fleet import PodFleet
-from .merge import Merged
+from .merge import Mark, Merged, Window, window_between
 from .plan import TickPlan
 from .pods import PodApi, PodClient, PodSource
 from .series import SeriesBook
 from .summarize import build_summary
 from .ticks import LagRecorder
 
-__all__ = ["Controller", "ControllerEvent"]
+__all__ = ["Controller", "ControllerEvent", "StepMark", "StepWindow"]
 
 log = logging.getLogger(__name__)
 
 LEASE_SECONDS = 2.0  # 20 ticks: a pod the controller cannot reach for 2 s stops by itself
 LIVE_SERIES_SECONDS = 120  # live() carries the newest points only; the final summary has all
 BREACH_GRACE_SECONDS = 5.0  # no threshold-breach events before this much of the run
+
+
+@dataclass(frozen=True)
+class StepMark:
+    """Merged cumulative stats at an instant, and the requests asked for up to it."""
+
+    stats: Mark
+    asked: float
+
+
+@dataclass(frozen=True)
+class StepWindow:
+    """What the pods did between two marks, and what the curve asked of them meanwhile."""
+
+    stats: Window
+    asked: float
+
+    @property
+    def seconds(self) -> float:
+        return max(0.0, self.stats.unix_to - self.stats.unix_from)
 
 
 class Controller:
@@ -89,6 +110,7 @@ class Controller:
         self._series: SeriesBook | None = None  # None until run() begins
         self._lag = LagRecorder()
         self._stopping = False
+        self._complete = False
         self._interrupted = False
         self._finished: RunSummary | None = None
         self._failing: set[str] = set()
@@ -119,8 +141,11 @@ class Controller:
     def unready_after(self, value: int) -> None:
         self._fleet.unready_after = value
 
-    def stop(self) -> None:
-        """End the run early but gracefully: stop pushing, drain, summarize (interrupted)."""
+    def stop(self, *, complete: bool = False) -> None:
+        """End the run early but gracefully: stop pushing, drain, summarize (interrupted,
+        unless `complete`: the run's owner decided it was done, as a finished search does)."""
+        if complete:
+            self._complete = True
         if not self._stopping:
             self._stopping = True
             log.info("%s: stop requested", self.name)
@@ -168,6 +193,34 @@ class Controller:
             else:
                 self.resume()
         return ignored
+
+    async def mark(self) -> StepMark:
+        """Pull every pod's stats now and merge them: the cumulative figures at this instant,
+        with the requests the curve has asked for so far. Two marks make a window."""
+        await self._stats.pull_all()
+        merged = await self._stats.merge()
+        self._add_window(merged)
+        self._advance(asyncio.get_running_loop().time())
+        assert merged.mark is not None
+        asked = self._series.target_total() if self._series is not None else 0.0
+        return StepMark(merged.mark, asked)
+
+    @staticmethod
+    def window(old: StepMark, new: StepMark) -> StepWindow:
+        """The figures of what happened between two marks."""
+        return StepWindow(window_between(old.stats, new.stats), new.asked - old.asked)
+
+    def emit(self, kind: str, message: str) -> None:
+        """Tell the listener something about this run (e.g. a search step's outcome)."""
+        self._events.emit(kind, message)
+
+    def now_unix(self) -> float:
+        """Wall time now, on the run's clock (what merges stamp their windows with)."""
+        return self._clock.unix(asyncio.get_running_loop().time())
+
+    def last_interval(self) -> Window | None:
+        """The window between the two latest merges (about one stats interval)."""
+        return self._stats.merged.interval
 
     def live(self) -> LiveStatus:
         """A cheap snapshot for live views and status patches (series: newest points only)."""
@@ -247,7 +300,7 @@ class Controller:
                 await asyncio.sleep(delay)
             now = loop.time()
             if self._stopping:
-                self._interrupted = now < end - 1e-3
+                self._interrupted = not self._complete and now < end - 1e-3
                 break
             if now >= end - 1e-3:
                 break

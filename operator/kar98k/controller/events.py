@@ -16,7 +16,7 @@ class ControllerEvent:
     """Something a live view, a log or Kubernetes events should tell the user.
 
     kinds: started, spike-begin, spike-end, pod-lost, pod-joined, threshold-breach, paused,
-    resumed, finished.
+    resumed, finished; a capacity search adds search-step and search-result.
     """
 
     kind: str

@@ -90,6 +90,9 @@ class Window:
     errors: int
     corrected: LatencySummary
     raw: LatencySummary
+    late_sends: int = 0
+    dropped: int = 0
+    healthy: bool = True  # every target healthy at the window's end
 
     @property
     def error_rate(self) -> float | None:
@@ -111,15 +114,47 @@ class Merged:
     per_second: dict[int, int] = field(default_factory=dict)
     interval: Window | None = None
     rolling: Window | None = None
+    mark: Mark | None = None
 
 
-@dataclass
-class _Snapshot:
+@dataclass(frozen=True)
+class Mark:
+    """The merged cumulative figures at one instant; two marks make a window (`window_between`)."""
+
     unix: float
     requests: int
     errors: int
     raw: Counts
     corrected: Counts
+    late_sends: int = 0
+    dropped: int = 0
+    healthy: bool = True
+
+
+_SHAPES: list[LatencyHistogram] = []
+
+
+def _shape() -> LatencyHistogram:
+    """An empty histogram of the pods' shape: the read-outs take bucket values from it."""
+    if not _SHAPES:
+        _SHAPES.append(LatencyHistogram())
+    return _SHAPES[0]
+
+
+def window_between(old: Mark, new: Mark) -> Window:
+    """What happened between two marks: counter differences and histogram differences."""
+    shape = _shape()
+    return Window(
+        unix_from=old.unix,
+        unix_to=new.unix,
+        requests=max(0, new.requests - old.requests),
+        errors=max(0, new.errors - old.errors),
+        corrected=summarize_delta(shape, new.corrected, old.corrected),
+        raw=summarize_delta(shape, new.raw, old.raw),
+        late_sends=max(0, new.late_sends - old.late_sends),
+        dropped=max(0, new.dropped - old.dropped),
+        healthy=new.healthy,
+    )
 
 
 class Merger:
@@ -127,7 +162,7 @@ class Merger:
 
     def __init__(self, rolling_seconds: float = ROLLING_SECONDS) -> None:
         self._rolling = rolling_seconds
-        self._history: deque[_Snapshot] = deque()
+        self._history: deque[Mark] = deque()
 
     def merge(self, records: Sequence[PodRecord], now_unix: float) -> Merged:
         total_raw, total_corr = LatencyHistogram(), LatencyHistogram()
@@ -165,13 +200,22 @@ class Merger:
             summary.latency_ms = LatencyPair(
                 raw=summarize(per_target_raw[name]), corrected=summarize(per_target_corr[name])
             )
-        snap = _Snapshot(now_unix, requests, errors, counts_of(total_raw), counts_of(total_corr))
+        snap = Mark(
+            now_unix,
+            requests,
+            errors,
+            counts_of(total_raw),
+            counts_of(total_corr),
+            late_sends=late,
+            dropped=dropped,
+            healthy=all(t.healthy for t in targets.values()),
+        )
         previous = self._history[-1] if self._history else None
-        interval = self._window(total_raw, previous, snap) if previous else None
+        interval = window_between(previous, snap) if previous else None
         while len(self._history) > 1 and now_unix - self._history[1].unix >= self._rolling:
             self._history.popleft()
         oldest = self._history[0] if self._history else None
-        rolling = self._window(total_raw, oldest, snap) if oldest else None
+        rolling = window_between(oldest, snap) if oldest else None
         self._history.append(snap)
         return Merged(
             at_unix=now_unix,
@@ -188,17 +232,7 @@ class Merger:
             per_second=per_second,
             interval=interval,
             rolling=rolling,
-        )
-
-    @staticmethod
-    def _window(shape: LatencyHistogram, old: _Snapshot, new: _Snapshot) -> Window:
-        return Window(
-            unix_from=old.unix,
-            unix_to=new.unix,
-            requests=max(0, new.requests - old.requests),
-            errors=max(0, new.errors - old.errors),
-            corrected=summarize_delta(shape, new.corrected, old.corrected),
-            raw=summarize_delta(shape, new.raw, old.raw),
+            mark=snap,
         )
 
 

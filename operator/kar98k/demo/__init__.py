@@ -1,4 +1,5 @@
-"""Built-in demo target servers (HTTP/1.1, h2/h2c, gRPC) for `kar98k demo`, tests and benches.
+"""Built-in demo target servers (HTTP/1.1, h2/h2c, gRPC; a capacity server of known capacity)
+for `kar98k demo`, tests and benches.
 
 They are real servers on loopback only. Each has `start() -> port`, `stop()`, an async
 context manager, a `counter` (RequestCounter: totals, per key, per second) and a health
@@ -7,6 +8,7 @@ switch (`set_healthy` for HTTP, `await set_serving` for gRPC).
 
 from __future__ import annotations
 
+from .capacity import CapacityServer
 from .counters import RequestCounter
 from .grpc_server import DemoGrpcServer
 from .h2_server import DemoH2Server
@@ -16,6 +18,7 @@ from .proto import SAY_METHOD
 
 __all__ = [
     "SAY_METHOD",
+    "CapacityServer",
     "DemoGrpcServer",
     "DemoH2Server",
     "DemoHttpServer",

@@ -3,7 +3,9 @@ HTTP servers) the DemoBehaviour-backed counters, URL, health switch and stall.""
 
 from __future__ import annotations
 
+import asyncio
 import ssl
+import sys
 from abc import ABC, abstractmethod
 from types import TracebackType
 from typing import Self
@@ -78,3 +80,21 @@ class BehaviourServer(Lifecycle):
     @abstractmethod
     async def start(self) -> int:
         """Start listening; returns the bound port."""
+
+
+async def until_stdin_closes(stop: asyncio.Event) -> None:
+    """Wait until stdin reaches EOF (the parent closed it or died) or `stop` is set: how a
+    server started as a child process lives exactly as long as its parent."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), sys.stdin
+    )
+    eof = asyncio.ensure_future(reader.read())
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({eof, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        eof.cancel()
+        stopped.cancel()
+        transport.close()

@@ -23,7 +23,8 @@ from rich.table import Table
 
 from kar98k.controller import Controller, RunSummary
 from kar98k.report import check_report_path, write_report
-from kar98k.spec.model import LoadTest, LoadTestSpec
+from kar98k.search.engine import SearchEngine
+from kar98k.spec.model import LoadTest, LoadTestSpec, Search
 
 from .live import LiveView
 from .processes import LocalPods, PodStartError
@@ -113,8 +114,12 @@ async def run_local(
     reports: Sequence[Path],
     seed: int | None,
     live: bool | None = None,
+    search: Search | None = None,
 ) -> int:
-    """Run `manifest` with `pods` local load pods; returns the exit code (see module doc)."""
+    """Run `manifest` with `pods` local load pods; returns the exit code (see module doc).
+
+    With `search`, run a capacity search instead of the curve as given: exit 0 when a rate
+    passed, 1 when not even the first step did."""
     # Pipes and CI logs get wide lines: wrapped table cells are hard to read and to grep.
     out = Console(file=sys.stdout, highlight=False, width=None if sys.stdout.isatty() else 120)
     err = Console(file=sys.stderr, highlight=False)
@@ -132,6 +137,8 @@ async def run_local(
     seed_value, seed_source = pick_seed(spec, seed)
     name = manifest.metadata.name
     total = f"{spec.duration:g}s" if spec.duration else "until Ctrl-C"
+    if search is not None:
+        total = "capacity search"
     err.print(f"{name}: {pods} load pod(s), {total}, seed {seed_value} ({seed_source})")
 
     loop = asyncio.get_running_loop()
@@ -161,13 +168,23 @@ async def run_local(
         for pod in local.pods:
             err.print(f"{pod.name} pid {pod.pid} at {pod.base_url}", markup=False)
         summary = await _drive(
-            spec, local=local, name=name, seed=seed_value, live=live, err=err, interrupts=interrupts
+            spec,
+            local=local,
+            name=name,
+            seed=seed_value,
+            live=live,
+            err=err,
+            interrupts=interrupts,
+            search=search,
         )
         if summary is None:
             err.print("hard stop: load pods killed, no reports written")
             return EXIT_HARD_STOP
         written = write_reports(summary, reports, err)
-        print_summary(summary, out)
+        if summary.search is not None:
+            print_search(summary, out)
+        else:
+            print_summary(summary, out)
         if not written:
             return EXIT_INVALID
         return EXIT_FAIL if summary.verdict == "fail" else EXIT_PASS
@@ -188,8 +205,10 @@ async def _drive(
     live: bool | None,
     err: Console,
     interrupts: _Interrupts,
+    search: Search | None = None,
 ) -> RunSummary | None:
-    """Run the controller with the live view; None after a hard stop."""
+    """Run the controller (or a search around it) with the live view; None after a hard
+    stop."""
     tty = err.is_terminal if live is None else live
     view = LiveView(err, tty=tty, duration=spec.duration)
     controller = Controller(
@@ -203,7 +222,8 @@ async def _drive(
     )
     view.attach(controller.live)
     interrupts.controller = controller
-    run = asyncio.create_task(controller.run())
+    work = SearchEngine(controller, search).run() if search is not None else controller.run()
+    run = asyncio.create_task(work)
     view_task = asyncio.create_task(view.run())
     interrupts.tasks = [run, view_task]
     try:
@@ -216,6 +236,39 @@ async def _drive(
         view_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await view_task
+
+
+def print_search(summary: RunSummary, console: Console) -> None:
+    """The capacity search's steps and its answer."""
+    answer = summary.search
+    assert answer is not None
+    steps = Table(title="capacity search: steps (each judged on its own window)")
+    for column in ("#", "phase", "rate/s", "achieved/s", "p50 ms", "p99 ms", "errors", "result"):
+        steps.add_column(column, justify="left" if column in ("phase", "result") else "right")
+    for step in answer.steps:
+        mark = "[green]pass[/green]" if step.passed else f"[red]FAIL[/red] {step.reason}"
+        steps.add_row(
+            str(step.index),
+            step.phase,
+            f"{step.rate:.1f}",
+            f"{step.achieved_tps:.1f}",
+            f"{step.p50_ms:.1f}",
+            f"{step.p99_ms:.1f}",
+            f"{step.error_rate:.2%}",
+            mark,
+        )
+    console.print(steps)
+    console.print(
+        f"{summary.requests_total} requests in {summary.duration_s:.1f}s, seed {summary.seed}, "
+        f"late / dropped {summary.late_sends} / {summary.dropped}"
+        + (" (interrupted)" if summary.interrupted else "")
+    )
+    style = "green" if answer.found else "red"
+    console.print(f"[{style}]{answer.message}[/{style}]")
+    if answer.limited_by is not None:
+        console.print(f"limited by: {answer.limited_by}")
+    if answer.advice:
+        console.print(f"[yellow]{answer.advice}[/yellow]")
 
 
 def print_summary(summary: RunSummary, console: Console) -> None:

@@ -14,6 +14,7 @@ from kar98k.results import Check, LatencySummary, RunSummary, TargetSummary
 
 from .charts import buckets, latency_chart, outcomes_chart, rate_chart
 from .html_style import CSS
+from .knee import knee_charts
 from .schema import SCHEMA_VERSION
 from .svg import esc, fmt_time
 
@@ -28,7 +29,7 @@ def render_html(summary: RunSummary) -> str:
         [
             _header(summary),
             _figures(summary),
-            _checks(summary.checks),
+            _search(summary) if summary.search is not None else _checks(summary.checks),
             _section(
                 "Request rate",
                 rate_chart(points),
@@ -126,6 +127,50 @@ def health_pill(t: TargetSummary) -> str:
     if t.healthy:
         return '<span class="pill pass">healthy</span>'
     return '<span class="pill fail">unhealthy</span>'
+
+
+def _search(s: RunSummary) -> str:
+    """The capacity search: its answer, the knee charts and one row per step."""
+    search = s.search
+    assert search is not None
+    latency, errors = knee_charts(search)
+    facts = [search.message]
+    if search.limited_by is not None:
+        facts.append(f"Limited by: {search.limited_by}.")
+    if search.advice:
+        facts.append(search.advice)
+    rows = [
+        [
+            str(step.index),
+            esc(step.phase),
+            esc(f"{step.rate:,.1f}"),
+            esc(f"{step.achieved_tps:,.1f}"),
+            _ms(step.p50_ms),
+            _ms(step.p99_ms),
+            _pct(step.error_rate, digits=2),
+            f'<span class="pill {"pass" if step.passed else "fail"}">'
+            f"{'pass' if step.passed else 'fail'}</span>",
+            esc(step.reason),
+        ]
+        for step in search.steps
+    ]
+    table = _table(
+        ["#", "Phase", "Rate /s", "Achieved /s", "p50", "p99", "Errors", "Result", "Reason"],
+        rows,
+        numeric={0, 2, 3, 4, 5, 6},
+    )
+    answer = "".join(f"<p>{esc(fact)}</p>" for fact in facts)
+    caption = (
+        "Each dot is one step, judged on its own window: filled passed, ring failed. "
+        "The dashed line marks the highest sustainable rate."
+    )
+    return "\n".join(
+        [
+            _card_section("Capacity search", answer + table),
+            _section("Knee: latency against rate", latency, caption),
+            _section("Knee: errors against rate", errors, caption),
+        ]
+    )
 
 
 def _targets_table(s: RunSummary) -> str:

@@ -93,6 +93,8 @@ circle.target { fill: var(--target); }
 .swatch.p99 { fill: var(--p99); }
 .hover { fill: transparent; }
 .hover:hover { fill: var(--hover); }
+.line.errors { stroke: var(--fail); } circle.errors { fill: var(--fail); }
+circle.step-fail { fill: none; stroke: var(--fail); stroke-width: 2; }
 .bar-label { font-size: 12.5px; fill: var(--fg); }
 .bar-total { font-size: 12px; fill: var(--muted); font-variant-numeric: tabular-nums; }
 .seg:hover { opacity: 0.8; }

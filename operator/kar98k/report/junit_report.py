@@ -1,11 +1,14 @@
-"""The `.xml` report: JUnit, one test case per threshold, so CI shows which criterion failed."""
+"""The `.xml` report: JUnit, one test case per threshold, so CI shows which criterion failed.
+
+A capacity search adds one case per step (named with its rate and result) and a `search` case
+that fails only when not even the first step passed."""
 
 from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
 
-from kar98k.results import Check, RunSummary
+from kar98k.results import Check, RunSummary, SearchStep
 
 # Characters XML 1.0 forbids even when escaped; strip them rather than emit an unparsable file.
 _INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -15,8 +18,11 @@ NO_THRESHOLDS_CASE = "run-completed"
 def render_junit(summary: RunSummary) -> str:
     """A <testsuites> document holding one <testsuite name="kar98k.NAME">."""
     suite_name = f"kar98k.{summary.name}"
+    search = summary.search
+    steps = search.steps if search is not None else []
     failures = sum(1 for c in summary.checks if not c.passed)
-    tests = len(summary.checks) or 1
+    failures += 1 if search is not None and not search.found else 0
+    tests = (len(summary.checks) + len(steps) + (search is not None)) or 1
     time = f"{summary.duration_s:.3f}"
     root = ET.Element(
         "testsuites",
@@ -38,9 +44,15 @@ def render_junit(summary: RunSummary) -> str:
     props = ET.SubElement(suite, "properties")
     for key, value in _properties(summary):
         ET.SubElement(props, "property", _attrs(name=key, value=value))
-    if summary.checks:
+    if summary.checks or search is not None:
         for check in summary.checks:
             _check_case(suite, suite_name, check)
+        for step in steps:
+            _step_case(suite, suite_name, step)
+        if search is not None:
+            case = ET.SubElement(suite, "testcase", _attrs(classname=suite_name, name="search"))
+            if not search.found:
+                ET.SubElement(case, "failure", _attrs(message=search.message, type="search"))
     else:
         ET.SubElement(suite, "testcase", _attrs(classname=suite_name, name=NO_THRESHOLDS_CASE))
     out = ET.SubElement(suite, "system-out")
@@ -59,8 +71,35 @@ def _check_case(suite: ET.Element, classname: str, check: Check) -> None:
         )
 
 
+def _step_case(suite: ET.Element, classname: str, step: SearchStep) -> None:
+    """One search step. A step failing its thresholds is the search doing its work (it found a
+    limit), so the case itself passes and says what happened; only the `search` case fails,
+    when nothing passed at all."""
+    verdict = "pass" if step.passed else "FAIL"
+    name = f"search.step-{step.index:02d} {step.phase} {step.rate:.1f}/s {verdict}"
+    case = ET.SubElement(
+        suite, "testcase", _attrs(classname=classname, name=name, time=f"{step.window_s:.3f}")
+    )
+    out = ET.SubElement(case, "system-out")
+    out.text = _clean(
+        f"{verdict}: {step.reason}\nrate {step.rate:g}/s, achieved {step.achieved_tps:.1f}/s, "
+        f"p50 {step.p50_ms:.1f} ms, p99 {step.p99_ms:.1f} ms, errors {step.error_rate:.2%}"
+    )
+
+
 def _properties(summary: RunSummary) -> list[tuple[str, str]]:
+    search = summary.search
+    extra: list[tuple[str, str]] = []
+    if search is not None:
+        extra = [
+            ("search.maxSustainableTPS", _opt(search.max_sustainable_tps)),
+            ("search.lastPassingTPS", _opt(search.last_passing_tps)),
+            ("search.firstFailingTPS", _opt(search.first_failing_tps)),
+            ("search.limitedBy", search.limited_by or ""),
+            ("search.ended", search.ended),
+        ]
     return [
+        *extra,
         ("verdict", summary.verdict),
         ("seed", str(summary.seed)),
         ("interrupted", str(summary.interrupted).lower()),
@@ -72,9 +111,14 @@ def _properties(summary: RunSummary) -> list[tuple[str, str]]:
     ]
 
 
+def _opt(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"
+
+
 def _overview(summary: RunSummary) -> str:
     lat = summary.latency_ms.corrected
-    return (
+    search = f"{summary.search.message}\n" if summary.search is not None else ""
+    return search + (
         f"{summary.name}: verdict {summary.verdict}, {summary.requests_total} requests "
         f"({summary.achieved_tps:.1f}/s achieved, {summary.target_tps_mean:.1f}/s target), "
         f"{summary.errors_total} errors ({summary.error_rate:.2%}), "

@@ -710,6 +710,79 @@ class Cleanup(WireModel):
     )
 
 
+class Search(WireModel):
+    """Capacity search: raise the base rate step by step to the highest rate that still passes.
+
+    The whole curve (schedule, spikes, noise) scales with the base rate. Each step holds its
+    rate for `settle`, then is judged over `window` by this LoadTest's thresholds (computed on
+    that window only). Steps grow by `growth` until one fails, then bisect between the last
+    passing and the first failing rate until they are within `resolution` of each other; the
+    best passing rate is held once more for `confirmWindow`. Never above pattern.maxTPS.
+    """
+
+    model_config = cel(
+        positive_duration("window"),
+        positive_duration("confirmWindow"),
+    )
+
+    start_tps: float | None = Field(
+        default=None,
+        alias="startTPS",
+        gt=0,
+        allow_inf_nan=False,
+        description="Base rate of the first step; default pattern.baseTPS.",
+    )
+    growth: float = Field(
+        default=2.0,
+        gt=1,
+        le=10,
+        allow_inf_nan=False,
+        description="Factor between steps while no step has failed (> 1, <= 10).",
+    )
+    resolution: float = Field(
+        default=0.05,
+        gt=0,
+        le=1,
+        allow_inf_nan=False,
+        description="Stop bisecting when firstFailing - lastPassing <= resolution x lastPassing.",
+    )
+    settle: Duration = Field(
+        default=5.0, description="Time at a step's rate before its window opens."
+    )
+    window: Duration = Field(default=10.0, description="Judging window of each step (> 0).")
+    confirm_window: Duration = Field(
+        default=30.0, description="Judging window of the final confirmation step (> 0)."
+    )
+    cooldown: Duration = Field(
+        default=5.0, description="Rate 0 after a failing step, so the target recovers."
+    )
+    max_steps: int = Field(
+        default=20, ge=2, le=100, description="Steps at most, the confirmation included."
+    )
+    abort_error_rate: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        allow_inf_nan=False,
+        description="End the search at once when a second's error rate reaches this.",
+    )
+    min_achieved_ratio: float = Field(
+        default=0.9,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        description="A step fails when the pods sent less than this share of what was asked; "
+        "with latency and errors fine, the load generator is the limit.",
+    )
+
+    @model_validator(mode="after")
+    def _windows(self) -> Self:
+        for name, value in (("window", self.window), ("confirmWindow", self.confirm_window)):
+            if value <= 0:
+                raise ValueError(f"{name}: must be > 0, got {value:g}s")
+        return self
+
+
 class LoadTestSpec(WireModel):
     """What to load, how hard, for how long, and what counts as passing."""
 
@@ -743,6 +816,10 @@ class LoadTestSpec(WireModel):
     thresholds: Thresholds = Field(default_factory=Thresholds, description="Verdict criteria.")
     load_pods: LoadPods = Field(default_factory=LoadPods, description="Load-pod fleet.")
     cleanup: Cleanup = Field(default_factory=Cleanup, description="After the run.")
+    search: Search | None = Field(
+        default=None,
+        description="Find the highest sustainable rate instead of running the curve as given.",
+    )
 
     @field_validator("targets", mode="wrap")
     @classmethod

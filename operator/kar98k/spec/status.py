@@ -90,6 +90,47 @@ class CheckStatus(StatusModel):
     message: str = Field(default="", description="Human-readable verdict.")
 
 
+class SearchStepStatus(StatusModel):
+    """One step of a capacity search, judged over its own window."""
+
+    rate: float = Field(description="Base rate of the step, req/s.")
+    phase: str = Field(description="bracket, bisect or confirm.")
+    passed: bool = Field(description="Whether the thresholds held over the step's window.")
+    p50_ms: float = Field(default=0.0, description="p50 latency of the window, ms.")
+    p99_ms: float = Field(default=0.0, description="p99 latency of the window, ms.")
+    error_rate: float = Field(default=0.0, description="errors / requests of the window.")
+    achieved_tps: float = Field(default=0.0, alias="achievedTPS", description="Req/s achieved.")
+    reason: str = Field(default="", description="Why it passed or failed.")
+
+
+class SearchStatus(StatusModel):
+    """The answer of a capacity search (spec.search), once it has ended."""
+
+    found: bool = Field(description="A rate passed.")
+    max_sustainable_tps: float | None = Field(
+        default=None, alias="maxSustainableTPS", description="Highest passing base rate, req/s."
+    )
+    last_passing_tps: float | None = Field(
+        default=None, alias="lastPassingTPS", description="The margin's lower end, req/s."
+    )
+    first_failing_tps: float | None = Field(
+        default=None, alias="firstFailingTPS", description="The margin's upper end, req/s."
+    )
+    limited_by: str | None = Field(
+        default=None, description="target, generator (add load pods) or ceiling (maxTPS)."
+    )
+    ended: str = Field(
+        default="resolved",
+        description="resolved, ceiling, maxSteps, nothingPassed, aborted or interrupted.",
+    )
+    confirmed: bool = Field(default=False, description="The longer window confirmed it.")
+    first_failure: str | None = Field(
+        default=None, description="Which check failed first at the first failing rate."
+    )
+    message: str = Field(default="", description="The answer in one line.")
+    steps: list[SearchStepStatus] = Field(default_factory=list, description="Every step.")
+
+
 class SpikeStatus(StatusModel):
     """The last manual spike taken from the kar98k.dev/spike annotation."""
 
@@ -146,6 +187,9 @@ class LoadTestStatus(StatusModel):
     checks: list[CheckStatus] = Field(default_factory=list, description="Thresholds judged.")
     spike: SpikeStatus | None = Field(
         default=None, description="Acknowledgement of the kar98k.dev/spike annotation."
+    )
+    search: SearchStatus | None = Field(
+        default=None, description="The capacity search's answer (spec.search), once ended."
     )
     result: str | None = Field(
         default=None,

@@ -20,7 +20,7 @@ from kar98k.spec.status import (
 )
 
 from ..results_store import store
-from ..status import summary_figures, verdict_figures
+from ..status import search_figures, summary_figures, verdict_figures
 from .context import API_ERRORS, RunContext
 from .live_status import threshold_condition
 from .running import RunEnd
@@ -34,6 +34,12 @@ def outcome(summary: RunSummary, *, superseded: bool) -> tuple[Phase, str, str]:
     phase = Phase.FAILED if failed else Phase.SUCCEEDED
     if superseded:
         return phase, "Superseded", "ended early: spec.runId changed"
+    if summary.search is not None:
+        reasons = {"aborted": "SearchAborted", "interrupted": "Stopped"}
+        reason = reasons.get(summary.search.ended)
+        if reason is None:
+            reason = "CapacityFound" if summary.search.found else "NothingPassed"
+        return phase, reason, summary.search.message
     if failed:
         return (
             phase,
@@ -54,6 +60,9 @@ async def finish(ctx: RunContext, end: RunEnd) -> None:
     phase, reason, message = outcome(summary, superseded=end.superseded)
     ctx.writer.set(summary_figures(summary, basis=end.spec.thresholds.latency_basis))
     ctx.writer.set(verdict_figures(summary))
+    search = search_figures(summary)
+    if search is not None:
+        ctx.writer.set(search)
     ctx.writer.set(
         LoadTestStatus(
             completion_time=format_time(parse_time(summary.ended_at))

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from kar98k.controller import Controller, RunSummary
+from kar98k.search.engine import SearchEngine
 from kar98k.spec import LoadTestSpec
 from kar98k.spec.status import LoadTestStatus
 
@@ -57,7 +58,11 @@ async def supervise(
         epoch_base=epoch,
         on_event=lambda event: events.from_controller(body_at_start, event),
     )
-    run_task = asyncio.create_task(controller.run(), name=f"{ctx.name}-controller")
+    # spec.search: the same engine as `kar98k find-max`, around the same controller core. It
+    # owns the rate, so mid-run edits are not applied to a search (a new runId starts over).
+    search = spec.search
+    work = SearchEngine(controller, search).run() if search is not None else controller.run()
+    run_task = asyncio.create_task(work, name=f"{ctx.name}-controller")
     control = MidRunControl(ctx, spec=spec, generation=generation)
     superseded = False
     try:
@@ -66,7 +71,7 @@ async def supervise(
             if ctx.stop_requested():
                 await _leave(ctx, controller, run_task)
                 raise Stopped
-            if not superseded:
+            if not superseded and search is None:
                 superseded = control.apply(controller)
             observe(ctx, controller)
         summary = run_task.result()
