@@ -210,8 +210,11 @@ class RunSummary(BaseModel):
     )
 
     @property
-    def answered_total(self) -> int:
-        """Requests answered (any status): the latency percentiles describe these only."""
+    def answered_total(self) -> int | None:
+        """Requests answered (any status): the latency percentiles describe these only.
+        None when the summary carries no outcome counts to tell."""
+        if not self.outcomes:
+            return None
         return sum(n for outcome, n in self.outcomes.items() if is_answered(outcome))
 
 

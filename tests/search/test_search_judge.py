@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from kar98k.controller import StepWindow
 from kar98k.controller.merge import Window
 from kar98k.results import LatencySummary, SearchStep
@@ -25,7 +27,11 @@ def window(
     corrected = LatencySummary(p50=p99 / 2, p95=p99, p99=p99)
     raw_value = p99 if raw_p99 is None else raw_p99
     raw = LatencySummary(p50=raw_value / 2, p95=raw_value, p99=raw_value)
-    stats = Window(0.0, 2.0, requests, errors, corrected, raw, late_sends=late, dropped=dropped)
+    # Every request answered (errors here are answers such as 5xx; see the unanswered test).
+    stats = Window(
+        0.0, 2.0, requests, errors, corrected, raw, late_sends=late, dropped=dropped,
+        answered=requests,
+    )  # fmt: skip
     return StepWindow(stats, asked)
 
 
@@ -86,3 +92,12 @@ def test_attribution_turns_to_the_target_when_its_own_latency_climbed() -> None:
     steady = judge(window(p99=130.0, raw_p99=40.0, late=80))
     assert attribute(steady, passing).limited_by == "generator"
     assert attribute(slowing, []).limited_by == "generator"
+
+
+def test_a_step_nobody_answered_fails_its_latency_checks() -> None:
+    """Connection failures only: the (empty) latency of the window cannot pass."""
+    step = window(errors=1000)
+    unanswered = StepWindow(replace(step.stats, answered=0), step.asked)
+    judged = judge_step(THRESHOLDS, SEARCH, unanswered, index=1, rate=500.0, phase="bracket")
+    assert not judged.passed
+    assert any("was answered" in c.message for c in judged.checks if not c.passed)

@@ -93,6 +93,7 @@ class Window:
     late_sends: int = 0
     dropped: int = 0
     healthy: bool = True  # every target healthy at the window's end
+    answered: int = 0  # requests the targets answered (the ones latency is measured on)
 
     @property
     def error_rate(self) -> float | None:
@@ -129,6 +130,7 @@ class Mark:
     late_sends: int = 0
     dropped: int = 0
     healthy: bool = True
+    answered: int = 0
 
 
 _SHAPES: list[LatencyHistogram] = []
@@ -154,6 +156,7 @@ def window_between(old: Mark, new: Mark) -> Window:
         late_sends=max(0, new.late_sends - old.late_sends),
         dropped=max(0, new.dropped - old.dropped),
         healthy=new.healthy,
+        answered=max(0, new.answered - old.answered),
     )
 
 
@@ -209,6 +212,7 @@ class Merger:
             late_sends=late,
             dropped=dropped,
             healthy=all(t.healthy for t in targets.values()),
+            answered=total_raw.count,  # latency is recorded for answered requests only
         )
         previous = self._history[-1] if self._history else None
         interval = window_between(previous, snap) if previous else None

@@ -49,7 +49,7 @@ def judge_step(
         target_requests=asked,
         latency_ms=LatencyPair(raw=stats.raw, corrected=stats.corrected),
     )
-    checks = verdict.judge(thresholds, figures)
+    checks = verdict.judge(thresholds, figures, answered=stats.answered)
     achieved_ratio = stats.requests / asked if asked > 0 else 1.0
     floor = search.min_achieved_ratio
     verb = "meets" if achieved_ratio >= floor else "is below"
