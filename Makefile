@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 HELM_VERSION := v3.21.4
 HELM := $(BIN)/helm
 
-.PHONY: setup demo test lint typecheck bench clean controlplane
+.PHONY: setup demo test lint typecheck bench clean controlplane images podman-tools
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -26,6 +26,25 @@ $(HELM): | $(STAMP)
 # (about 10 minutes cold on 2 cores; instant afterwards). See docs/testing.md.
 controlplane:
 	bash tests/cluster/build-controlplane.sh >/dev/null
+
+# podman, debootstrap and runc from Debian, installed only when one is missing (root, apt-get).
+podman-tools:
+	@if ! command -v podman >/dev/null || ! command -v debootstrap >/dev/null \
+	    || ! command -v runc >/dev/null; then \
+	  if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
+	    echo "make images: needs podman, debootstrap and runc (apt-get install as root)" >&2; \
+	    exit 1; \
+	  fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq podman debootstrap runc >/dev/null; \
+	fi
+
+# The operator and load-pod images, tagged as the chart renders them by default
+# (ghcr.io/kar98k/kar98k-{operator,loadpod}:<appVersion>). Cached: seconds when nothing changed;
+# the first run makes a Debian base with debootstrap when python:3.11-slim-bookworm cannot be
+# pulled. See docs/install.md ("Images").
+images: $(STAMP) podman-tools
+	bash hack/build-images.sh
 
 demo: $(STAMP)
 	$(BIN)/kar98k demo
