@@ -57,13 +57,16 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy loadpod/kar98k_loadpod operator/kar98k operator/kar98k_operator
 
-# Reports its own wall time (lint, typecheck and the suite); `PYTEST_ARGS='-m "not slow"'`
-# leaves out the tests that run real processes for seconds.
+# Reports its own wall time (images, lint, typecheck and the suite); `PYTEST_ARGS='-m "not slow"'`
+# leaves out the tests that run real processes for seconds. A failed `make images` does not stop
+# the suite: tests/operator/test_operator_images.py then fails and says why.
 test: $(STAMP) $(HELM) controlplane
 	@start=$$(date +%s); \
+	$(MAKE) --no-print-directory images \
+	  || echo "make test: make images failed; test_operator_images.py will fail and say why" >&2; \
 	$(MAKE) --no-print-directory lint typecheck && $(BIN)/pytest -q $(PYTEST_ARGS); \
 	status=$$?; \
-	echo "make test: $$(( $$(date +%s) - start )) s wall (lint, typecheck, pytest), exit $$status"; \
+	echo "make test: $$(( $$(date +%s) - start )) s wall (images, lint, typecheck, pytest), exit $$status"; \
 	exit $$status
 
 bench: $(STAMP)
