@@ -32,7 +32,7 @@ pytestmark = pytest.mark.slow
 PODMAN = ["podman", "--runtime", "runc", "--cgroup-manager", "cgroupfs"]
 BUILD_TIMEOUT = 1500  # a cold build: debootstrap (~1-2 min) and two pip installs
 NAMESPACE = "kar98k-system"
-RATE = 40.0
+RATE = 60.0
 
 
 def _run(argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
@@ -119,7 +119,7 @@ async def run_loadtest(
     await wait_status(api, ns, "boxed", running_with(2), within=120, what="Running with 2 pods")
     pods_ready = time.monotonic() - created
 
-    rate = await target.rate(4.0)
+    rate = await target.rate(5.0)
     assert RATE * 0.75 <= rate <= RATE * 1.25, f"the target saw {rate:.1f} req/s, not ~{RATE:g}"
     pods = (await children(api, ns, "boxed"))["pods"]
     assert len(pods) == 2
