@@ -7,6 +7,7 @@
 # root filesystem made here with debootstrap (Python 3.11 from Debian) and `podman import`ed,
 # cached under a key of its recipe, so only the first run pays for it (~1-2 min).
 set -euo pipefail
+shopt -s inherit_errexit
 cd "$(dirname "$0")/.."
 
 PY=${PY:-.venv/bin/python}
@@ -28,41 +29,41 @@ trap 'if [ -n "$BASE_ROOT" ]; then rm -rf "$BASE_ROOT"; fi' EXIT
 
 say() { echo "make images: $*" >&2; }
 
+# Each sets BASE (no command substitution, so `set -e` stops the script on any failure inside).
 local_base() {
+    BASE=$LOCAL_BASE
     if "${PODMAN[@]}" image exists "$LOCAL_BASE"; then
-        echo "$LOCAL_BASE"
         return
     fi
-    local root
-    root=$(mktemp -d /var/tmp/kar98k-base.XXXXXX)
-    BASE_ROOT=$root
-    say "debootstrap --variant=minbase $SUITE (+ $PACKAGES) into $root"
-    debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$root" "$MIRROR" >&2
-    chroot "$root" apt-get clean
-    rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin
+    BASE_ROOT=$(mktemp -d /var/tmp/kar98k-base.XXXXXX)
+    say "debootstrap --variant=minbase $SUITE (+ $PACKAGES) into $BASE_ROOT"
+    debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$BASE_ROOT" "$MIRROR" >&2
+    chroot "$BASE_ROOT" apt-get clean
+    rm -rf "$BASE_ROOT"/var/lib/apt/lists/* "$BASE_ROOT"/var/cache/apt/*.bin
     say "podman import -> $LOCAL_BASE"
-    tar -C "$root" -c . | "${PODMAN[@]}" import --change 'CMD ["/bin/bash"]' - "$LOCAL_BASE" >&2
-    rm -rf "$root"
+    tar -C "$BASE_ROOT" -c . \
+        | "${PODMAN[@]}" import --change 'CMD ["/bin/bash"]' - "$LOCAL_BASE" >/dev/null
+    rm -rf "$BASE_ROOT"
     BASE_ROOT=
-    echo "$LOCAL_BASE"
 }
 
 choose_base() {
     if [ -n "${KAR98K_BASE_IMAGE:-}" ]; then
-        echo "$KAR98K_BASE_IMAGE"
+        BASE=$KAR98K_BASE_IMAGE
     elif "${PODMAN[@]}" image exists "$PUBLIC_BASE"; then
-        echo "$PUBLIC_BASE"
+        BASE=$PUBLIC_BASE
     elif "${PODMAN[@]}" image exists "$LOCAL_BASE"; then
-        echo "$LOCAL_BASE"
+        BASE=$LOCAL_BASE
     elif timeout 60 "${PODMAN[@]}" pull -q "$PUBLIC_BASE" >/dev/null 2>&1; then
-        echo "$PUBLIC_BASE"
+        BASE=$PUBLIC_BASE
     else
         say "$PUBLIC_BASE cannot be pulled: making a local base"
         local_base
     fi
 }
 
-BASE=$(choose_base)
+BASE=
+choose_base
 say "base $BASE"
 
 # The exact references the chart renders by default: operator first, load pod second.
@@ -81,8 +82,13 @@ fi
 for pair in "operator ${REFS[0]}" "loadpod ${REFS[1]}"; do
     set -- $pair
     start=$(date +%s)
+    old=$("${PODMAN[@]}" image inspect --format '{{.Id}}' "$2" 2>/dev/null || true)
     "${PODMAN[@]}" build --network=host "${LIMITS[@]}" --layers \
         --build-arg BASE="$BASE" "${BUILD_EXTRA[@]}" \
         -f "Dockerfile.$1" -t "$2" . >&2
+    new=$("${PODMAN[@]}" image inspect --format '{{.Id}}' "$2")
+    if [ -n "$old" ] && [ "$old" != "$new" ]; then  # the replaced build, now untagged
+        "${PODMAN[@]}" rmi "$old" >/dev/null 2>&1 || true
+    fi
     say "$2 built in $(( $(date +%s) - start )) s, $("${PODMAN[@]}" image inspect --format '{{.Size}}' "$2") bytes"
 done
