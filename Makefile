@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 HELM_VERSION := v3.21.4
 HELM := $(BIN)/helm
 
-.PHONY: setup demo test lint typecheck bench clean controlplane prometheus
+.PHONY: setup demo test lint typecheck bench clean controlplane prometheus images podman-tools
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -32,6 +32,25 @@ controlplane:
 prometheus:
 	bash tests/cluster/build-prometheus.sh >/dev/null
 
+# podman, debootstrap and runc from Debian, installed only when one is missing (root, apt-get).
+podman-tools:
+	@if ! command -v podman >/dev/null || ! command -v debootstrap >/dev/null \
+	    || ! command -v runc >/dev/null; then \
+	  if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
+	    echo "make images: needs podman, debootstrap and runc (apt-get install as root)" >&2; \
+	    exit 1; \
+	  fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq podman debootstrap runc >/dev/null; \
+	fi
+
+# The operator and load-pod images, tagged as the chart renders them by default
+# (ghcr.io/kar98k/kar98k-{operator,loadpod}:<appVersion>). Cached: seconds when nothing changed;
+# the first run makes a Debian base with debootstrap when python:3.11-slim-bookworm cannot be
+# pulled. See docs/install.md ("Images").
+images: $(STAMP) podman-tools
+	bash hack/build-images.sh
+
 demo: $(STAMP)
 	$(BIN)/kar98k demo
 
@@ -43,13 +62,16 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy loadpod/kar98k_loadpod operator/kar98k operator/kar98k_operator
 
-# Reports its own wall time (lint, typecheck and the suite); `PYTEST_ARGS='-m "not slow"'`
-# leaves out the tests that run real processes for seconds.
+# Reports its own wall time (images, lint, typecheck and the suite); `PYTEST_ARGS='-m "not slow"'`
+# leaves out the tests that run real processes for seconds. A failed `make images` does not stop
+# the suite: tests/operator/test_operator_images.py then fails and says why.
 test: $(STAMP) $(HELM) controlplane prometheus
 	@start=$$(date +%s); \
+	$(MAKE) --no-print-directory images \
+	  || echo "make test: make images failed; test_operator_images.py will fail and say why" >&2; \
 	$(MAKE) --no-print-directory lint typecheck && $(BIN)/pytest -q $(PYTEST_ARGS); \
 	status=$$?; \
-	echo "make test: $$(( $$(date +%s) - start )) s wall (lint, typecheck, pytest), exit $$status"; \
+	echo "make test: $$(( $$(date +%s) - start )) s wall (images, lint, typecheck, pytest), exit $$status"; \
 	exit $$status
 
 bench: $(STAMP)

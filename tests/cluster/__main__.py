@@ -24,11 +24,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nodes", type=int, default=3)
     parser.add_argument("--chart", action="store_true", help="helm install the operator too")
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument(
+        "--runtime",
+        choices=["process", "podman"],
+        default="process",
+        help="podman: pods whose image podman holds run as containers (see `make images`)",
+    )
     args = parser.parse_args(argv)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="kar98k-cluster-"))
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
-    with running_cluster(workdir, nodes=args.nodes) as cluster:
+    with running_cluster(workdir, nodes=args.nodes, runtime=args.runtime) as cluster:
         if args.chart:
             cluster.install_chart()
         print(f"export KUBECONFIG={cluster.kubeconfig}")

@@ -176,7 +176,9 @@ class Cluster:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start_agent(self, images: dict[str, str], timeout: float = 30) -> None:
+    def start_agent(
+        self, images: dict[str, str], timeout: float = 30, runtime: str = "process"
+    ) -> None:
         agent_dir = self.workdir / "agent"
         agent_dir.mkdir(parents=True, exist_ok=True)
         ready = agent_dir / "agent.ready"
@@ -192,6 +194,7 @@ class Cluster:
             "--nodes",
             str(len(self.nodes)),
             *(f"--image={image}={command}" for image, command in images.items()),
+            f"--runtime={runtime}",
         ]
         if self.proxy is not None:
             argv.append(f"--pod-api-port={self.proxy.port}")
@@ -230,8 +233,11 @@ def running_cluster(
     nodes: int = 3,
     images: dict[str, str] | None = None,
     fault_proxy: bool = False,
+    runtime: str = "process",
 ) -> Iterator[Cluster]:
     """Control plane + node agent with `nodes` Ready nodes; everything stopped on exit.
+
+    With `runtime="podman"`, pods whose image is in local podman storage run as containers.
 
     With `fault_proxy`, pods reach the API server through a FaultProxy (`cluster.proxy`).
     """
@@ -247,7 +253,7 @@ def running_cluster(
                 plane.server, pki / "ca.crt", pki / "apiserver.crt", pki / "apiserver.key"
             )
             cluster.proxy.start()
-        cluster.start_agent(chart_images() if images is None else images)
+        cluster.start_agent(chart_images() if images is None else images, runtime=runtime)
         yield cluster
     finally:
         cluster.stop()

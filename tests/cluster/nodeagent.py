@@ -18,6 +18,16 @@ Differences from a kubelet, on purpose: probes run every 0.2 s until the first s
 waits a whole period) so tests do not wait for periods;
 resources, security contexts and volumes other than the service-account one are not enforced.
 
+Container mode (`--runtime podman`): a container whose image exists in local podman storage runs as
+`podman run --rm --network=host` from that image instead of as a process: its entrypoint unless the
+spec gives a command, user and group from the security contexts (`--user`), `--read-only` for
+readOnlyRootFilesystem, emptyDir volumes as tmpfs, the service-account volume bind-mounted read-only
+at its mountPath, the environment computed as above (minus PATH and HOME, which the image sets), and
+the same podnet shim bind-mounted into the container and preloaded, so the pod still binds its own
+loopback podIP on the shared host network (the image is Debian bookworm, the shim's libc). Graceful
+stop is `podman stop -t <grace>`; output goes to the same log files. Images not in podman storage
+fall back to the process table.
+
 Run as a process: `python -m cluster.nodeagent --kubeconfig K --workdir W --nodes 3
 --image ghcr.io/kar98k/kar98k-loadpod:0.1.0=kar98k-loadpod`. For each running pod it writes
 `W/pods/<namespace>/<pod>/<container>.pid` and `.log`, so tests can kill a process as a node
@@ -32,10 +42,12 @@ import base64
 import contextlib
 import datetime
 import itertools
+import json
 import logging
 import os
 import random
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -54,6 +66,11 @@ HERE = Path(__file__).resolve().parent
 SA_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 PROBE_FAST = 0.2
 BACKOFF_START, BACKOFF_MAX = 10.0, 300.0
+PODMAN = ["podman", "--runtime", "runc", "--cgroup-manager", "cgroupfs"]
+SHIM_IN_CONTAINER = "/kar98k-podnet.so"
+# podman's default ulimits are refused here: explicit ones, no higher than our own hard limit.
+_HARD_NOFILE = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+NOFILE = 65536 if _HARD_NOFILE == resource.RLIM_INFINITY else min(65536, _HARD_NOFILE)
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _VAR = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)|\$\$")
 
@@ -120,6 +137,7 @@ class ContainerRun:
     started: bool = False
     restarts: int = 0
     proc: asyncio.subprocess.Process | None = None
+    container_name: str | None = None  # set while it runs as a podman container
 
     @property
     def name(self) -> str:
@@ -335,6 +353,8 @@ class PodRun:
     async def spawn(self, run: ContainerRun) -> asyncio.subprocess.Process:
         container = run.spec
         env = await self.environment(container)
+        if await self.agent.image_is_local(str(container.get("image", ""))):
+            return await self.spawn_container(run, env)
         argv = self.command(container, env)
         executable = shutil.which(argv[0], path=self.agent.bin_path)
         if executable is None:
@@ -360,6 +380,67 @@ class PodRun:
         Path(f"{base}.pid").write_text(str(proc.pid))  # noqa: ASYNC240
         return proc
 
+    def _security(self, container: JSON, key: str) -> Any:
+        """A securityContext field, the container's winning over the pod's."""
+        own = container.get("securityContext") or {}
+        if key in own:
+            return own[key]
+        return (self.pod["spec"].get("securityContext") or {}).get(key)
+
+    async def spawn_container(
+        self, run: ContainerRun, env: dict[str, str]
+    ) -> asyncio.subprocess.Process:
+        """`podman run` of the image as the pod spec renders it (see the module doc)."""
+        container = run.spec
+        name = f"k98-{self.uid[:13]}-{run.name}"[:63]
+        await self.agent.podman_quiet("rm", "-f", "-t", "0", name)
+        argv = [*PODMAN, "run", "--rm", "--name", name, "--pull=never", "--network=host",
+                "--ulimit", f"nofile={NOFILE}:{NOFILE}", "--ulimit", "nproc=4096:4096",
+                "--hostname", self.name]  # fmt: skip
+        user, group = (
+            self._security(container, "runAsUser"),
+            self._security(container, "runAsGroup"),
+        )
+        if user is not None:
+            argv += ["--user", f"{user}:{group}" if group is not None else str(user)]
+        if self._security(container, "readOnlyRootFilesystem"):
+            argv += ["--read-only", "--read-only-tmpfs=false"]
+        volumes = {v["name"]: v for v in self.pod["spec"].get("volumes") or []}
+        for mount in container.get("volumeMounts") or []:
+            if "emptyDir" in volumes.get(mount["name"], {}):
+                argv += ["--tmpfs", f"{mount['mountPath']}:rw,mode=1777"]
+        for host, target in await self.mounts(container):
+            argv += ["-v", f"{host}:{target}:ro"]
+        argv += ["-v", f"{self.agent.shim}:{SHIM_IN_CONTAINER}:ro"]
+        env = {k: v for k, v in env.items() if k not in ("PATH", "HOME")}
+        env.update(LD_PRELOAD=SHIM_IN_CONTAINER, PODNET_POD_IP=self.ip)
+        for key, value in env.items():
+            argv += ["-e", f"{key}={value}"]
+        if container.get("workingDir"):
+            argv += ["-w", str(container["workingDir"])]
+        command = [expand(a, env) for a in container.get("command") or []]
+        if command:
+            argv += ["--entrypoint", json.dumps(command)]
+        argv.append(str(container["image"]))
+        argv += [expand(a, env) for a in container.get("args") or []]
+        base = self.dir / run.name
+        with open(f"{base}.log", "ab") as out:  # noqa: ASYNC230
+            proc = await asyncio.create_subprocess_exec(
+                *argv, stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True
+            )
+        run.container_name = name
+        Path(f"{base}.pid").write_text(str(proc.pid))  # noqa: ASYNC240
+        Path(f"{base}.container").write_text(name)  # noqa: ASYNC240
+        return proc
+
+    async def kill(self, run: ContainerRun, proc: asyncio.subprocess.Process, sig: int) -> None:
+        """A signal to the container (through podman) or to the process group."""
+        if run.container_name is not None:
+            await self.agent.podman_quiet("kill", "-s", str(int(sig)), run.container_name)
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+
     async def supervise(self, run: ContainerRun) -> None:
         backoff = BACKOFF_START
         while not self.terminating:
@@ -379,6 +460,7 @@ class PodRun:
             await self.write_status()
             probes = asyncio.create_task(self.probe(run, run.proc))
             code = await run.proc.wait()
+            run.container_name = None
             probes.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await probes
@@ -422,8 +504,7 @@ class PodRun:
                     if live_failures >= liveness.get("failureThreshold", 3):
                         log.info("%s/%s %s: liveness failed, restarting",
                                  self.namespace, self.name, run.name)  # fmt: skip
-                        with contextlib.suppress(ProcessLookupError):
-                            os.killpg(proc.pid, signal.SIGKILL)
+                        await self.kill(run, proc, signal.SIGKILL)
                         return
                 next_live = now_t + liveness.get("periodSeconds", 10)
             await asyncio.sleep(PROBE_FAST)
@@ -462,15 +543,24 @@ class PodRun:
     async def terminate(self, grace: float) -> None:
         """SIGTERM every container, SIGKILL after `grace`; the processes are gone on return."""
         self.terminating = True
-        procs = [c.proc for c in self.containers if c.proc and c.proc.returncode is None]
-        for proc in procs:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
+        live = [(c, c.proc) for c in self.containers if c.proc and c.proc.returncode is None]
+        procs = [proc for _, proc in live]
+        stops = []
+        for run, proc in live:
+            if run.container_name is not None:  # podman stop: SIGTERM, grace, SIGKILL
+                stops.append(
+                    self.agent.podman_quiet("stop", "-t", str(int(grace)), run.container_name)
+                )
+            else:
+                await self.kill(run, proc, signal.SIGTERM)
         if procs:
             try:
-                await asyncio.wait_for(asyncio.gather(*(p.wait() for p in procs)), grace)
+                # podman stop has the grace itself; the margin covers podman's own start-up.
+                limit = grace + 10 if stops else grace
+                await asyncio.wait_for(asyncio.gather(*stops, *(p.wait() for p in procs)), limit)
             except TimeoutError:
-                for proc in procs:
+                for run, proc in live:
+                    await self.kill(run, proc, signal.SIGKILL)
                     with contextlib.suppress(ProcessLookupError):
                         os.killpg(proc.pid, signal.SIGKILL)
                 await asyncio.gather(*(p.wait() for p in procs))
@@ -492,6 +582,7 @@ class NodeAgent:
         api_port: int,
         shim: Path,
         bin_path: str,
+        runtime: str = "process",
     ) -> None:
         self.kube = kube
         self.nodes = nodes
@@ -500,6 +591,7 @@ class NodeAgent:
         self.api_port = api_port
         self.shim = shim
         self.bin_path = bin_path
+        self.runtime = runtime
         self.ips = IpPool()
         self.runs: dict[str, PodRun] = {}
         self.deleting: set[str] = set()
@@ -510,6 +602,19 @@ class NodeAgent:
     def http(self) -> aiohttp.ClientSession:
         assert self._http is not None
         return self._http
+
+    async def image_is_local(self, image: str) -> bool:
+        """In container mode: whether podman's local storage holds `image`."""
+        if self.runtime != "podman" or not image:
+            return False
+        return await self.podman_quiet("image", "exists", image) == 0
+
+    async def podman_quiet(self, *args: str) -> int:
+        """A podman command whose output does not matter; its exit code."""
+        proc = await asyncio.create_subprocess_exec(
+            *PODMAN, *args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        return await proc.wait()
 
     def in_mount_namespace(self, mounts: list[tuple[Path, str]], argv: list[str]) -> list[str]:
         """argv run in a private mount namespace with each (dir, mountPath) bind-mounted."""
@@ -688,6 +793,7 @@ async def main_async(args: argparse.Namespace) -> None:
         api_port=args.pod_api_port or int(server.rsplit(":", 1)[1].rstrip("/")),
         shim=build_shim(args.workdir / "shim"),
         bin_path=args.bin_path,
+        runtime=args.runtime,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -718,6 +824,12 @@ def main(argv: list[str] | None = None) -> int:
         "--bin-path",
         default=os.pathsep.join([str(Path(sys.executable).parent), DEFAULT_PATH]),
         help="where commands of mapped images are looked up",
+    )
+    parser.add_argument(
+        "--runtime",
+        choices=["process", "podman"],
+        default="process",
+        help="podman: run containers whose image is in local podman storage as containers",
     )
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)

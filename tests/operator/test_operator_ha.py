@@ -1,7 +1,7 @@
 """High availability: two operator replicas through kopf peering, as the chart renders them.
 
 The release gets a control plane of its own. With `replicaCount=2, peering.enabled=true` exactly
-one replica acts (one Started event, one set of children); SIGKILL the one that leads and the
+one replica acts (one replica starts the run, one set of children); SIGKILL the one that leads and the
 other takes over within the peering lifetime, resuming the same run on the same curve.
 """
 
@@ -74,8 +74,13 @@ async def test_one_replica_acts_and_the_other_takes_over_when_it_dies(
         what="Running with plans pushed",
     )
     assert len(operator.running_pods()) == 2
+    starters = [
+        p["metadata"]["name"]
+        for p in operator.running_pods()
+        if "started with" in local.log(NAMESPACE, p["metadata"]["name"], CONTAINER)
+    ]
     started = [e for e in await events_of(api, "ha-load", "steady") if e["reason"] == "Started"]
-    assert sum(e.get("count", 1) for e in started) == 1, "both replicas started the run"
+    assert len(starters) == 1, f"replicas that started the run: {starters}; events: {started}"
     kids = await children(api, "ha-load", "steady")
     assert len(kids["deployments"]) == 1 and len(kids["secrets"]) == 1
     rate = await target.rate(2.0)
