@@ -1,8 +1,8 @@
 """High availability: two operator replicas through kopf peering, as the chart renders them.
 
 The release gets a control plane of its own. With `replicaCount=2, peering.enabled=true` exactly
-one replica acts (one replica starts the run, one set of children); SIGKILL the one that leads and the
-other takes over within the peering lifetime, resuming the same run on the same curve.
+one replica acts (one replica starts the run, one set of children); SIGKILL the one that leads
+and the other takes over within the peering lifetime, resuming the same run on the same curve.
 """
 
 from __future__ import annotations
