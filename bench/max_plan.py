@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from kar98k_loadpod.protocol import PLAN_PATH, STATS_PATH
 
 HERE = Path(__file__).parent
 MAX_TARGETS = 256
@@ -86,18 +87,18 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         ) as session:
 
             async def put(data: str) -> None:
-                async with session.put("/v1/plan", data=data) as resp:
+                async with session.put(PLAN_PATH, data=data) as resp:
                     assert resp.status == 200, await resp.text()
 
             async def window(bodies: list[str]) -> dict[str, float]:
-                async with session.get("/v1/stats") as resp:
+                async with session.get(STATS_PATH) as resp:
                     before = await resp.json()
                 started = time.perf_counter()
                 for data in bodies:
                     await put(data)
                 took = time.perf_counter() - started
                 await asyncio.sleep(0.5)
-                async with session.get("/v1/stats") as resp:
+                async with session.get(STATS_PATH) as resp:
                     after = await resp.json()
                 return {
                     "put_ms": round(took * 1000, 1),
@@ -132,7 +133,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             for r in range(10):
                 await put(plan(max_targets(url, f"churn{r}-", all_busy=True), epoch + r, args.rate))
                 await asyncio.sleep(0.5)
-            async with session.get("/v1/stats") as resp:
+            async with session.get(STATS_PATH) as resp:
                 stats = await resp.json()
             out["rss_mb_after_10_churned_max_plans"] = round(rss_mb(pod.pid), 1)
             out["target_entries_kept"] = len(stats["targets"])
