@@ -20,6 +20,12 @@ class LatencySummary(BaseModel):
     mean: float = 0.0
 
 
+class FailureTimeSummary(LatencySummary):
+    """Milliseconds from the actual send until an unanswered attempt failed (never latency)."""
+
+    count: int = 0
+
+
 class LatencyPair(BaseModel):
     """Milliseconds: raw (from actual send) and corrected (from intended send time)."""
 
@@ -36,6 +42,10 @@ class TargetSummary(BaseModel):
     health_checked: bool | None = None  # None: not reported (older pods or reports)
     skipped_unhealthy: int = 0
     latency_ms: LatencyPair = Field(default_factory=LatencyPair)
+    time_to_failure_ms: dict[str, FailureTimeSummary] = Field(
+        default_factory=dict,
+        description="Per unanswered outcome: how long those attempts took to fail.",
+    )
 
     @property
     def answered(self) -> int:
@@ -200,6 +210,10 @@ class RunSummary(BaseModel):
     target_requests: float = Field(default=0.0, description="Integral of the curve over the run.")
     latency_ms: LatencyPair = Field(default_factory=LatencyPair)
     outcomes: dict[str, int] = Field(default_factory=dict)
+    time_to_failure_ms: dict[str, FailureTimeSummary] = Field(
+        default_factory=dict,
+        description="Per unanswered outcome, all targets: how long those attempts took to fail.",
+    )
     targets: dict[str, TargetSummary] = Field(default_factory=dict)
     pods: list[PodSummary] = Field(default_factory=list)
     checks: list[Check] = Field(default_factory=list)

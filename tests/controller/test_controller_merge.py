@@ -11,6 +11,7 @@ from kar98k.controller.series import SeriesBook
 from kar98k.controller.ticks import LagRecorder
 from kar98k_loadpod.client import parse_stats
 from kar98k_loadpod.histogram import LatencyHistogram
+from kar98k_loadpod.recorder import TargetRecorder
 from kar98k_loadpod.stats import PodStats, TargetStats
 
 
@@ -153,3 +154,33 @@ def test_lag_recorder() -> None:
     assert lag.recent_max_ms() == pytest.approx(30.0)
     lag.record(100.0, 0.002)
     assert lag.recent_max_ms() == pytest.approx(2.0)
+
+
+def test_time_to_failure_is_merged_per_outcome_and_never_mixed_into_latency() -> None:
+    """Two pods' refusals (fast) and timeouts (slow) merge per outcome, per target and in all;
+    the answered latency keeps only the answered request."""
+
+    def pod(refusal_s: float, timeout_s: float) -> PodStats:
+        rec = TargetRecorder()
+        rec.record("2xx", 0.010, 0.010)
+        for _ in range(9):
+            rec.record("connect_error", refusal_s, refusal_s)
+        rec.record("timeout", timeout_s, timeout_s)
+        stats = rec.to_stats()
+        return PodStats(started_at=1.0, requests=stats.requests, targets={"t": stats})
+
+    book = StatsBook()
+    book.update("a", pod(0.002, 5.0))
+    book.update("b", pod(0.004, 2.0))
+    merged = Merger().merge(book.records(), now_unix=2000.0)
+    refused = merged.time_to_failure["connect_error"]
+    assert refused.count == 18
+    # 2 significant digits: each read-out is within 1 % of the recorded value
+    assert refused.p50 == pytest.approx(2.0, rel=0.01)  # half the refusals took 2 ms
+    assert refused.max == pytest.approx(4.0, rel=0.01)
+    assert merged.time_to_failure["timeout"].count == 2
+    assert merged.time_to_failure["timeout"].max == pytest.approx(5000.0, rel=0.01)
+    assert merged.targets["t"].time_to_failure_ms == merged.time_to_failure
+    # answered latency: the two 10 ms answers only, never a 5 s timeout
+    assert merged.latency.raw.max == pytest.approx(10.0, rel=0.01)
+    assert merged.mark is not None and merged.mark.answered == 2

@@ -14,10 +14,11 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from kar98k_loadpod.failures import decode_failures, failure_histogram
 from kar98k_loadpod.histogram import LatencyHistogram
 from kar98k_loadpod.stats import PodStats
 
-from kar98k.results import LatencyPair, LatencySummary, TargetSummary
+from kar98k.results import FailureTimeSummary, LatencyPair, LatencySummary, TargetSummary
 
 from .hdr import Counts, counts_of, summarize, summarize_counts, summarize_delta
 
@@ -110,6 +111,7 @@ class Merged:
     late_sends: int = 0
     dropped: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
+    time_to_failure: dict[str, FailureTimeSummary] = field(default_factory=dict)
     targets: dict[str, TargetSummary] = field(default_factory=dict)
     latency: LatencyPair = field(default_factory=LatencyPair)
     per_second: dict[int, int] = field(default_factory=dict)
@@ -171,6 +173,7 @@ class Merger:
         total_raw, total_corr = LatencyHistogram(), LatencyHistogram()
         per_target_raw: dict[str, LatencyHistogram] = {}
         per_target_corr: dict[str, LatencyHistogram] = {}
+        failures = _FailureMerge()
         targets: dict[str, TargetSummary] = {}
         outcomes: dict[str, int] = {}
         per_second: dict[int, int] = {}
@@ -198,7 +201,9 @@ class Merger:
                 per_target_corr.setdefault(name, LatencyHistogram()).merge(corr)
                 total_raw.merge(raw)
                 total_corr.merge(corr)
+                failures.add(name, tstats.time_to_failure)
         for name, summary in targets.items():
+            summary.time_to_failure_ms = failures.summaries(name)
             summary.error_rate = summary.errors / summary.requests if summary.requests else 0.0
             summary.latency_ms = LatencyPair(
                 raw=summarize(per_target_raw[name]), corrected=summarize(per_target_corr[name])
@@ -228,6 +233,7 @@ class Merger:
             late_sends=late,
             dropped=dropped,
             outcomes=outcomes,
+            time_to_failure=failures.summaries(None),
             targets=targets,
             latency=LatencyPair(
                 raw=summarize_counts(total_raw, snap.raw),
@@ -238,6 +244,31 @@ class Merger:
             rolling=rolling,
             mark=snap,
         )
+
+
+class _FailureMerge:
+    """Time-to-failure histograms merged per (target, outcome) and per outcome over all targets
+    (None), like the latency ones: never averaged, never mixed into latency."""
+
+    def __init__(self) -> None:
+        self._hists: dict[tuple[str | None, str], LatencyHistogram] = {}
+
+    def add(self, target: str, encoded: dict[str, str]) -> None:
+        for outcome, text in encoded.items():
+            hist = decode_failures(text)
+            for key in ((target, outcome), (None, outcome)):
+                merged = self._hists.get(key)
+                if merged is None:
+                    merged = self._hists[key] = failure_histogram()
+                merged.merge(hist)
+
+    def summaries(self, target: str | None) -> dict[str, FailureTimeSummary]:
+        out: dict[str, FailureTimeSummary] = {}
+        for (name, outcome), hist in sorted(self._hists.items(), key=lambda kv: kv[0][1]):
+            if name == target and hist.count:
+                figures = summarize(hist)
+                out[outcome] = FailureTimeSummary(count=hist.count, **figures.model_dump())
+        return out
 
 
 def _add_unreported_second(per_second: dict[int, int], stats: PodStats) -> None:

@@ -59,6 +59,7 @@ def build_summary(
         target_requests=target_requests,
         latency_ms=merged.latency.model_copy(deep=True) if merged.requests else LatencyPair(),
         outcomes=dict(merged.outcomes),
+        time_to_failure_ms={k: v.model_copy() for k, v in merged.time_to_failure.items()},
         targets={k: v.model_copy(deep=True) for k, v in merged.targets.items()},
         pods=pod_summaries(fleet, stats.book, final=final, active=active),
         controller=figures,

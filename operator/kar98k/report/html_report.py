@@ -48,6 +48,7 @@ def render_html(summary: RunSummary) -> str:
                 "Requests per target by outcome; hover a segment for its count.",
             ),
             _targets_table(summary),
+            _failures_table(summary),
             _pods_table(summary),
             _footer(summary),
         ]
@@ -202,6 +203,23 @@ def _targets_table(s: RunSummary) -> str:
     table = _table([*head, "Health", "Skipped"], [*rows, total], numeric=set(range(1, 9)) | {10})
     note = '<p class="muted">Latency in ms, corrected unless marked raw.</p>'
     return _card_section("Targets", table + note)
+
+
+def _failures_table(s: RunSummary) -> str:
+    """How long unanswered attempts took to fail, per outcome: kept apart from latency, which
+    only answered requests make (a refused port is fast, and no response time)."""
+    if not s.time_to_failure_ms:
+        return _card_section("Time to failure", '<p class="muted">Every request got an answer.</p>')
+    rows = [
+        [esc(outcome), f"{f.count:,}", _ms(f.p50), _ms(f.p95), _ms(f.max)]
+        for outcome, f in sorted(s.time_to_failure_ms.items())
+    ]
+    table = _table(["Outcome", "Requests", "p50", "p95", "max"], rows, numeric={1, 2, 3, 4})
+    note = (
+        '<p class="muted">From the actual send until the attempt failed without an answer; '
+        "not part of the latency figures above.</p>"
+    )
+    return _card_section("Time to failure", table + note)
 
 
 def _latency_cells(lat: LatencySummary) -> list[str]:
