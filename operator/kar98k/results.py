@@ -107,6 +107,22 @@ class ControllerFigures(BaseModel):
     last_epoch: int = 0
 
 
+class Delivered(BaseModel):
+    """Requests sent against the requests the curve asked for, and how far chance moves it.
+
+    Asked is the curve integrated from t = 0 to the last tick; the pods send from the first
+    plan's arrival to the drain's, a window of the same length but for the difference of the
+    two deliveries (milliseconds; uniform arrivals measure it: asked and sent agree to a request
+    or two). With Poisson arrivals the sent count is itself random around the asked one
+    (σ = √asked), so the ratio is only known to ±2σ; uniform arrivals are exact up to one send
+    per pod at each end of its window.
+    """
+
+    ratio: float = Field(description="requests_total / target_requests.")
+    bound: float = Field(description="± on the ratio from the arrivals alone (see arrival).")
+    arrival: Literal["poisson", "uniform"]
+
+
 class SearchStep(BaseModel):
     """One step of a capacity search, judged over its own window only."""
 
@@ -208,6 +224,17 @@ class RunSummary(BaseModel):
     achieved_tps: float = Field(default=0.0, description="requests_total / duration_s.")
     target_tps_mean: float = Field(default=0.0, description="Mean of the curve over the run.")
     target_requests: float = Field(default=0.0, description="Integral of the curve over the run.")
+    delivered: Delivered | None = Field(
+        default=None, description="Sent / asked and its bound; None when nothing was asked."
+    )
+    unaccounted_max: int = Field(
+        default=0,
+        description="Requests pods that died after their last stats pull may have sent: the "
+        "totals are a lower bound, short by at most this.",
+    )
+    unaccounted_pods: list[str] = Field(
+        default_factory=list, description="The pods whose last sends were not reported."
+    )
     latency_ms: LatencyPair = Field(default_factory=LatencyPair)
     outcomes: dict[str, int] = Field(default_factory=dict)
     time_to_failure_ms: dict[str, FailureTimeSummary] = Field(

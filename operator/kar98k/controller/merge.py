@@ -33,6 +33,8 @@ class PodRecord:
     started_at: float
     stats: PodStats
     per_second: dict[int, int] = field(default_factory=dict)
+    pulled_at: float = 0.0  # unix time the pull that brought `stats` was sent (0: unknown)
+    final: bool = False  # a drain's last report: nothing more was sent after it
 
 
 class StatsBook:
@@ -42,8 +44,11 @@ class StatsBook:
         self._current: dict[str, PodRecord] = {}
         self._retired: list[PodRecord] = []
 
-    def update(self, name: str, stats: PodStats, *, final: bool = False) -> None:
-        """Keep `stats` as the pod's latest; `final` marks a drained pod's last report."""
+    def update(
+        self, name: str, stats: PodStats, *, final: bool = False, pulled_at: float = 0.0
+    ) -> None:
+        """Keep `stats` as the pod's latest; `final` marks a drained pod's last report and
+        `pulled_at` is when the pull was sent (the report is no older)."""
         record = self._current.get(name)
         if record is not None and stats.started_at and record.started_at != stats.started_at:
             self._retired.append(record)  # the pod restarted: its old counts still count
@@ -52,6 +57,8 @@ class StatsBook:
             record = PodRecord(name=name, started_at=stats.started_at, stats=stats)
             self._current[name] = record
         record.stats = stats
+        record.pulled_at = pulled_at
+        record.final = final
         # Whole seconds are final once reported; later reports supersede earlier ones.
         per_second = dict(record.per_second)
         per_second.update({int(sec): int(n) for sec, n in stats.sent_per_second})
@@ -73,7 +80,7 @@ class StatsBook:
     def records(self) -> list[PodRecord]:
         """A snapshot safe to hand to the merge thread (records are replaced, never mutated)."""
         return [
-            PodRecord(r.name, r.started_at, r.stats, r.per_second)
+            PodRecord(r.name, r.started_at, r.stats, r.per_second, r.pulled_at, r.final)
             for r in [*self._retired, *self._current.values()]
         ]
 

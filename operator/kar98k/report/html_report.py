@@ -17,6 +17,7 @@ from .html_style import CSS
 from .knee import knee_charts
 from .schema import SCHEMA_VERSION
 from .svg import esc, fmt_time
+from .wording import delivered_bound_text, unaccounted_text
 
 _CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 _VERDICT_LABEL = {"pass": "PASS", "fail": "FAIL", "none": "NO THRESHOLDS", "running": "RUNNING"}
@@ -81,11 +82,13 @@ def _header(s: RunSummary) -> str:
 
 def _figures(s: RunSummary) -> str:
     lat, raw = s.latency_ms.corrected, s.latency_ms.raw
-    delivered = s.requests_total / s.target_requests if s.target_requests > 0 else None
+    delivered = s.delivered.ratio if s.delivered is not None else None
+    at_least = "≥ " if s.unaccounted_max else ""
+    more = f" · up to {s.unaccounted_max:,} unreported" if s.unaccounted_max else ""
     cards = [
-        ("Requests", f"{s.requests_total:,}", f"target {s.target_requests:,.0f}"),
+        ("Requests", f"{at_least}{s.requests_total:,}", f"target {s.target_requests:,.0f}{more}"),
         ("Achieved rate", f"{s.achieved_tps:,.1f}/s", f"target mean {s.target_tps_mean:,.1f}/s"),
-        ("Delivered", _pct(delivered), "of the requests the curve asked for"),
+        ("Delivered", _pct(delivered), delivered_bound_text(s)),
         ("Errors", _pct(s.error_rate), f"{s.errors_total:,} requests"),
         ("p50", _ms(lat.p50), f"raw {_ms(raw.p50)}"),
         ("p95", _ms(lat.p95), f"raw {_ms(raw.p95)}"),
@@ -97,7 +100,9 @@ def _figures(s: RunSummary) -> str:
         f'<div class="value">{esc(value)}</div><div class="sub">{esc(sub)}</div></div>'
         for label, value, sub in cards
     )
-    return f'<section class="figures">{items}</section>'
+    lost = unaccounted_text(s)
+    warning = f'<p class="warning">{esc(lost[0].upper() + lost[1:])}.</p>' if lost else ""
+    return f'<section class="figures">{items}</section>{warning}'
 
 
 def _checks(checks: Sequence[Check]) -> str:

@@ -56,6 +56,10 @@ h2 { font-size: 15px; margin: 0 0 12px; font-weight: 600; letter-spacing: 0.01em
 .card .sub { color: var(--muted); font-size: 12px; font-variant-numeric: tabular-nums; }
 .panel { padding: 16px 18px; margin-bottom: 16px; }
 .caption, .muted { color: var(--muted); font-size: 12.5px; margin: 8px 0 0; }
+.warning {
+  color: var(--warn); background: var(--warn-bg); padding: 8px 12px; border-radius: 8px;
+  margin: 0 0 16px;
+}
 .table-wrap { overflow-x: auto; }
 table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; }
 th, td { padding: 7px 10px; border-bottom: 1px solid var(--line); text-align: left;
