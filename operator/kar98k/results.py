@@ -64,6 +64,13 @@ class PodSummary(BaseModel):
     epoch: int = 0
 
 
+class TargetPoint(BaseModel):
+    """One target in one second: the stats window covering it (as the point's own figures)."""
+
+    p95_ms: float | None = Field(default=None, description="Corrected p95; None: no answer.")
+    error_rate: float | None = Field(default=None, description="None: no request completed.")
+
+
 class SeriesPoint(BaseModel):
     """One second of the run: what the curve asked for and what the pods started."""
 
@@ -78,6 +85,9 @@ class SeriesPoint(BaseModel):
     p95_ms: float | None = None
     p99_ms: float | None = None
     error_rate: float | None = None
+    targets: dict[str, TargetPoint] = Field(
+        default_factory=dict, description="Per target (bounded by the spec's target limit)."
+    )
 
 
 class Check(BaseModel):

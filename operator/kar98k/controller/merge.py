@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from kar98k_loadpod.failures import decode_failures, failure_histogram
 from kar98k_loadpod.histogram import LatencyHistogram
@@ -102,10 +102,33 @@ class Window:
     dropped: int = 0
     healthy: bool = True  # every target healthy at the window's end
     answered: int = 0  # requests the targets answered (the ones latency is measured on)
+    targets: dict[str, TargetWindow] = field(default_factory=dict)  # interval windows only
 
     @property
     def error_rate(self) -> float | None:
         return self.errors / self.requests if self.requests else None
+
+
+@dataclass(frozen=True)
+class TargetWindow:
+    """One target's figures between two merges: the per-target lines of the report's charts."""
+
+    requests: int
+    errors: int
+    p95_ms: float | None  # corrected; None when nothing was answered in the window
+
+    @property
+    def error_rate(self) -> float | None:
+        return self.errors / self.requests if self.requests else None
+
+
+@dataclass(frozen=True)
+class _TargetMark:
+    """One target's cumulative figures at the last merge (what the next interval starts from)."""
+
+    requests: int
+    errors: int
+    corrected: Counts
 
 
 @dataclass(frozen=True)
@@ -175,6 +198,9 @@ class Merger:
     def __init__(self, rolling_seconds: float = ROLLING_SECONDS) -> None:
         self._rolling = rolling_seconds
         self._history: deque[Mark] = deque()
+        # Per target, the last merge's figures only (the series needs intervals, not the
+        # rolling window): one histogram snapshot per target, bounded by the spec's targets.
+        self._targets_then: dict[str, _TargetMark] = {}
 
     def merge(self, records: Sequence[PodRecord], now_unix: float) -> Merged:
         total_raw, total_corr = LatencyHistogram(), LatencyHistogram()
@@ -228,6 +254,13 @@ class Merger:
         )
         previous = self._history[-1] if self._history else None
         interval = window_between(previous, snap) if previous else None
+        targets_now = {
+            name: _TargetMark(t.requests, t.errors, counts_of(per_target_corr[name]))
+            for name, t in targets.items()
+        }
+        if interval is not None:
+            interval = replace(interval, targets=_target_windows(self._targets_then, targets_now))
+        self._targets_then = targets_now
         while len(self._history) > 1 and now_unix - self._history[1].unix >= self._rolling:
             self._history.popleft()
         oldest = self._history[0] if self._history else None
@@ -276,6 +309,23 @@ class _FailureMerge:
                 figures = summarize(hist)
                 out[outcome] = FailureTimeSummary(count=hist.count, **figures.model_dump())
         return out
+
+
+def _target_windows(
+    before: dict[str, _TargetMark], now: dict[str, _TargetMark]
+) -> dict[str, TargetWindow]:
+    """Each target's interval: counter and histogram differences, as `window_between`."""
+    shape = _shape()
+    out: dict[str, TargetWindow] = {}
+    for name, mark in now.items():
+        then = before.get(name, _TargetMark(0, 0, ()))
+        answered = summarize_delta(shape, mark.corrected, then.corrected)
+        out[name] = TargetWindow(
+            requests=max(0, mark.requests - then.requests),
+            errors=max(0, mark.errors - then.errors),
+            p95_ms=answered.p95 if answered.max > 0 else None,
+        )
+    return out
 
 
 def _add_unreported_second(per_second: dict[int, int], stats: PodStats) -> None:

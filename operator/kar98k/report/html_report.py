@@ -17,6 +17,7 @@ from .html_style import CSS
 from .knee import knee_charts
 from .schema import SCHEMA_VERSION
 from .svg import esc, fmt_time
+from .target_charts import target_errors_chart, target_latency_chart
 from .wording import delivered_bound_text, unaccounted_text
 
 _CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
@@ -44,6 +45,17 @@ def render_html(summary: RunSummary) -> str:
                 "(corrected for coordinated omission). Shaded: spikes.",
             ),
             _section(
+                "Latency over time per target",
+                target_latency_chart(points, _threshold(summary, "latency.p95")),
+                "p95 per target (corrected), one line per target, from the stats window "
+                "covering each second. Dashed: the run's p95 threshold, when set.",
+            ),
+            _section(
+                "Error rate over time per target",
+                target_errors_chart(points),
+                "Errors / requests per target, from the stats window covering each second.",
+            ),
+            _section(
                 "Outcomes by target",
                 outcomes_chart(summary.targets),
                 "Requests per target by outcome; hover a segment for its count.",
@@ -62,6 +74,11 @@ def render_html(summary: RunSummary) -> str:
         f"<title>kar98k report · {esc(summary.name)}</title>\n"
         f"<style>{CSS}</style>\n</head>\n<body>\n<main>\n{body}\n</main>\n</body>\n</html>\n"
     )
+
+
+def _threshold(s: RunSummary, check: str) -> float | None:
+    """A threshold the run was judged by (the checks carry what the spec set)."""
+    return next((c.threshold for c in s.checks if c.name == check), None)
 
 
 def _header(s: RunSummary) -> str:

@@ -87,6 +87,14 @@ svg text { font-family: inherit; }
 .area.achieved { fill: var(--achieved); opacity: 0.09; stroke: none; }
 .line.p50 { stroke: var(--p50); } .line.p95 { stroke: var(--p95); }
 .line.p99 { stroke: var(--p99); }
+.tline { fill: none; stroke-width: 1.75; stroke-linejoin: round; stroke-linecap: round; }
+.tl0 { stroke: #2563eb; fill: #2563eb; } .tl1 { stroke: #16a34a; fill: #16a34a; }
+.tl2 { stroke: #f59e0b; fill: #f59e0b; } .tl3 { stroke: #9333ea; fill: #9333ea; }
+.tl4 { stroke: #0891b2; fill: #0891b2; } .tl5 { stroke: #db2777; fill: #db2777; }
+.tl6 { stroke: #65a30d; fill: #65a30d; } .tl7 { stroke: #78716c; fill: #78716c; }
+path.tline { fill: none; }
+line.threshold { stroke: var(--fail); stroke-width: 1.5; stroke-dasharray: 5 4; }
+.threshold-label { fill: var(--fail); font-size: 11px; }
 circle.p50 { fill: var(--p50); } circle.p95 { fill: var(--p95); }
 circle.p99 { fill: var(--p99); } circle.achieved { fill: var(--achieved); }
 circle.target { fill: var(--target); }
