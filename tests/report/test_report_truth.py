@@ -119,6 +119,9 @@ async def test_pod_killed_between_pulls_leaves_a_stated_bound_that_covers_the_se
     html = page.read_text(encoding="utf-8")
     assert f"≥ {summary.requests_total:,}" in html
     assert f"up to {summary.unaccounted_max:,} more requests" in html
+    junit = tmp_path / "r.xml"
+    write_report(summary, junit)
+    assert f'name="unaccounted_max" value="{summary.unaccounted_max}"' in junit.read_text("utf-8")
     console = Console(record=True, width=200)
     print_summary(summary, console)
     said = console.export_text()
