@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
+from kar98k.controller.fleet import PodState
 from kar98k.controller.hdr import counts_of, summarize, summarize_delta
-from kar98k.controller.merge import Merger, StatsBook
+from kar98k.controller.merge import Merger, PodRecord, StatsBook
+from kar98k.controller.pods import PodEndpoint
 from kar98k.controller.series import SeriesBook
 from kar98k.controller.ticks import LagRecorder
+from kar98k.controller.unaccounted import unaccounted
 from kar98k_loadpod.client import parse_stats
 from kar98k_loadpod.histogram import LatencyHistogram
 from kar98k_loadpod.recorder import TargetRecorder
@@ -184,3 +188,40 @@ def test_time_to_failure_is_merged_per_outcome_and_never_mixed_into_latency() ->
     # answered latency: the two 10 ms answers only, never a 5 s timeout
     assert merged.latency.raw.max == pytest.approx(10.0, rel=0.01)
     assert merged.mark is not None and merged.mark.answered == 2
+
+
+def test_unaccounted_bound_stops_at_lease_successor_or_end() -> None:
+    """Each case by hand: in flight + rate × gap + 3√(rate × gap), the gap ending at the
+    earliest of the run's end (110), the successor's start and the lease after the last plan."""
+
+    def pod(name: str, accepted_at: float, share: float) -> PodState:
+        return PodState(PodEndpoint(name, "http://127.0.0.1:9", "t"), accepted_at=accepted_at,
+                        share=share)  # fmt: skip
+
+    def record(name: str, started: float, pulled: float, rate: float, **kw: Any) -> PodRecord:
+        stats = PodStats(started_at=started, rate=rate, in_flight=kw.pop("in_flight", 0))
+        return PodRecord(name, started, stats, pulled_at=pulled, **kw)
+
+    def bound(expected: float, in_flight: int = 0) -> int:
+        return in_flight + math.ceil(expected + 3 * math.sqrt(expected))
+
+    def run(records: list[PodRecord], pods: dict[str, PodState]) -> tuple[int, tuple[str, ...]]:
+        lost = unaccounted(
+            records, pods, start_unix=100.0, end_unix=110.0, lease_s=2.0, unix_of=lambda m: m
+        )
+        return lost.requests, lost.pods
+
+    # killed: last pull at 100, last plan at 101 -> it stopped by 103 at the latest
+    assert run([record("a", 90, 100, 50, in_flight=3)], {"a": pod("a", 101, 50)}) == (
+        bound(50 * 3, in_flight=3),
+        ("a",),
+    )
+    # drained: its last report is complete
+    assert run([record("a", 90, 109, 50, final=True)], {"a": pod("a", 109, 50)}) == (0, ())
+    # restarted under the same name at 102: the old process sent until then at most
+    old, new = record("b", 90, 100, 10), record("b", 102, 109, 10, final=True)
+    assert run([old, new], {"b": pod("b", 109, 10)}) == (bound(10 * 2), ("b",))
+    # died before its first pull: from the start (100) to its lease end (104 + 2)
+    assert run([], {"c": pod("c", 104, 20)}) == (bound(20 * 6), ("c",))
+    # never accepted a plan: sent nothing
+    assert run([], {"d": pod("d", float("-inf"), 20)}) == (0, ())

@@ -80,6 +80,7 @@ def build_summary(
         lost = unaccounted(
             stats.book.records(),
             fleet.pods,
+            start_unix=clock.unix(clock.mono0),
             end_unix=clock.unix(until),
             lease_s=lease_s,
             unix_of=clock.unix,

@@ -35,6 +35,7 @@ def unaccounted(
     records: Sequence[PodRecord],
     pods: dict[str, PodState],
     *,
+    start_unix: float,
     end_unix: float,
     lease_s: float,
     unix_of: Callable[[float], float],
@@ -42,6 +43,17 @@ def unaccounted(
     """The bound for a finished run; `unix_of` maps loop time to unix time."""
     total = 0
     names: list[str] = []
+
+    def lease_end(pod: PodState) -> float:
+        return unix_of(pod.accepted_at) + lease_s if math.isfinite(pod.accepted_at) else -math.inf
+
+    reported = {r.name for r in records}
+    for name, silent in pods.items():
+        if name not in reported:  # died before its first pull: all it sent is unreported
+            bound = _bound(0, silent.share, min(end_unix, lease_end(silent)) - start_unix)
+            if bound > 0:
+                total += bound
+                names.append(name)
     for i, record in enumerate(records):
         if record.final:
             continue  # drained: its last report holds everything it sent
@@ -50,8 +62,8 @@ def unaccounted(
         stop = end_unix
         if successor is not None:
             stop = min(stop, successor.started_at)  # the old process was gone by then
-        if pod is not None and math.isfinite(pod.accepted_at):
-            stop = min(stop, unix_of(pod.accepted_at) + lease_s)
+        if pod is not None:
+            stop = min(stop, lease_end(pod))
         bound = _record_bound(record, pod, stop)
         if bound > 0:
             total += bound
@@ -64,7 +76,11 @@ def _record_bound(record: PodRecord, pod: PodState | None, stop: float) -> int:
     """What one pod instance may have sent between its last report and `stop` (unix)."""
     stats = record.stats
     reported_at = record.pulled_at or (stats.started_at + stats.uptime_seconds)
-    gap = max(0.0, stop - reported_at)
     rate = max(stats.rate, stats.achieved_rate_1s, pod.share if pod is not None else 0.0)
-    expected = rate * gap
-    return stats.in_flight + math.ceil(expected + POISSON_SIGMAS * math.sqrt(expected))
+    return _bound(stats.in_flight, rate, stop - reported_at)
+
+
+def _bound(in_flight: int, rate: float, gap: float) -> int:
+    """In-flight requests plus sends at `rate` over `gap` seconds, with 3σ of Poisson margin."""
+    expected = rate * max(0.0, gap)
+    return in_flight + math.ceil(expected + POISSON_SIGMAS * math.sqrt(expected))
