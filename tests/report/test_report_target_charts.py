@@ -3,6 +3,7 @@ value it stands for, and the series that feeds them carrying per-target figures.
 
 from __future__ import annotations
 
+import math
 import re
 import xml.etree.ElementTree as ET
 
@@ -144,3 +145,19 @@ def test_merge_windows_and_series_carry_per_target_figures() -> None:
     points = {p.unix_s: p for p in series.points({})}
     assert points[1001].targets["slow"].p95_ms == pytest.approx(400.0, rel=0.01)
     assert points[1001].targets["fast"].error_rate == 0.0
+
+
+def test_threshold_on_a_log_axis_when_targets_differ_by_more_than_30x() -> None:
+    """2 ms and 400 ms targets: log ticks 1, 2, 5 … 500, so 250 ms sits at
+    log10(250) / log10(500) of the plot height above the bottom."""
+    series = _series()
+    for p in series:
+        p.targets = {
+            "fast": TargetPoint(p95_ms=2.0, error_rate=0.0),
+            "slow": TargetPoint(p95_ms=400.0, error_rate=0.0),
+        }
+    chart = ET.fromstring(target_latency_chart(buckets(series, 20.0), 250.0))
+    assert "log scale" in "".join(chart.itertext())
+    lines = [ln for ln in chart.iter("line") if ln.get("class") == "threshold"]
+    expected = FRAME_Y0 - math.log10(250) / math.log10(500) * (FRAME_Y0 - FRAME_Y1)
+    assert float(lines[0].get("y1") or 0) == pytest.approx(expected, abs=0.01)

@@ -257,6 +257,19 @@ def _area(bs: Sequence[Bucket], xs: Scale, ys: Scale, frame: Frame) -> str:
     return el("polygon", {"points": points(xs_all, ys_all), "class": "area achieved"})
 
 
+def latency_scale(
+    values: Sequence[float], frame: Frame, unit: str
+) -> tuple[Scale, list[float], str]:
+    """The y scale, ticks and axis caption for latencies: log when the tail dwarfs the median
+    (more than 30×), so a fast target's line is not flattened against the axis."""
+    positive = [v for v in values if v > 0] or [1.0]
+    if max(positive) / min(positive) > _LOG_WHEN_RATIO:
+        yt = log_ticks(max(min(positive), 0.01), max(positive))
+        return Scale(yt[0], yt[-1], frame.y0, frame.y1, log=True), yt, f"{unit} (log scale)"
+    yt = linear_ticks(max(values) * 1.05)
+    return Scale(0.0, yt[-1], frame.y0, frame.y1), yt, unit
+
+
 def latency_chart(bs: Sequence[Bucket]) -> str:
     """Chart 2: per-second p50/p95/p99; a log axis when the tail dwarfs the median."""
     frame = Frame(top=28)
@@ -265,16 +278,7 @@ def latency_chart(bs: Sequence[Bucket]) -> str:
     if not values:
         return empty_chart(LATENCY_CHART_ID, frame, label, "no per-second latency recorded")
     xs, end = time_scale(bs, frame)
-    positive = [v for v in values if v > 0] or [1.0]
-    use_log = max(positive) / min(positive) > _LOG_WHEN_RATIO
-    if use_log:
-        yt = log_ticks(max(min(positive), 0.01), max(positive))
-        ys = Scale(yt[0], yt[-1], frame.y0, frame.y1, log=True)
-        unit = "latency ms (log scale)"
-    else:
-        yt = linear_ticks(max(values) * 1.05)
-        ys = Scale(0.0, yt[-1], frame.y0, frame.y1)
-        unit = "latency ms"
+    ys, yt, unit = latency_scale(values, frame, "latency ms")
     lines = [
         _polyline(bs, lambda b: b.p50, xs, ys, "line p50"),
         _polyline(bs, lambda b: b.p95, xs, ys, "line p95"),

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 from kar98k.results import TargetPoint
 
-from .charts import Bucket, empty_chart, spike_shading, spike_spans, time_scale
+from .charts import Bucket, empty_chart, latency_scale, spike_shading, spike_spans, time_scale
 from .svg import Frame, Scale, el, esc, linear_ticks, svg, text, time_ticks, title, x_axis, y_axis
 
 TARGET_LATENCY_CHART_ID = "chart-target-latency"
@@ -23,7 +23,8 @@ Getter = Callable[[TargetPoint], float | None]
 
 
 def target_latency_chart(bs: Sequence[Bucket], threshold_ms: float | None) -> str:
-    """p95 (corrected) per target over time; the p95 threshold as a dashed line."""
+    """p95 (corrected) per target over time, on a log axis when targets differ by more than
+    30×; the p95 threshold as a dashed line."""
     return _per_target(
         bs,
         TARGET_LATENCY_CHART_ID,
@@ -32,6 +33,7 @@ def target_latency_chart(bs: Sequence[Bucket], threshold_ms: float | None) -> st
         unit="p95 latency ms",
         fmt=lambda v: f"{v:,.1f} ms",
         threshold=threshold_ms,
+        log_able=True,
     )
 
 
@@ -45,6 +47,7 @@ def target_errors_chart(bs: Sequence[Bucket]) -> str:
         unit="errors %",
         fmt=lambda v: f"{v:.2f} %",
         threshold=None,
+        log_able=False,
     )
 
 
@@ -57,6 +60,7 @@ def _per_target(
     unit: str,
     fmt: Callable[[float], str],
     threshold: float | None,
+    log_able: bool,
 ) -> str:
     frame = Frame(top=28)
     names = sorted({name for b in bs for name in b.targets})
@@ -64,8 +68,12 @@ def _per_target(
     if not values:
         return empty_chart(chart_id, frame, label, "no per-target figures recorded")
     xs, end = time_scale(bs, frame)
-    yt = linear_ticks(max([*values, threshold or 0.0]) * 1.05)
-    ys = Scale(0.0, yt[-1], frame.y0, frame.y1)
+    drawn = [*values, threshold] if threshold is not None else values
+    if log_able:
+        ys, yt, unit = latency_scale(drawn, frame, unit)
+    else:
+        yt = linear_ticks(max(drawn) * 1.05)
+        ys = Scale(0.0, yt[-1], frame.y0, frame.y1)
     lines = [
         _target_path(bs, name, get, (xs, ys), cls=f"tline tl{i % PALETTE_SIZE}", fmt=fmt)
         for i, name in enumerate(names)
