@@ -202,7 +202,10 @@ class Controller:
             for at, factor, duration in self._manual:
                 self._engine.add_manual_spike(at, factor, duration)
         self._spec = spec
-        if spec.safety != old.safety or spec.thresholds.latency_basis != old.thresholds.latency_basis:
+        if (
+            spec.safety != old.safety
+            or spec.thresholds.latency_basis != old.thresholds.latency_basis
+        ):
             self._guard = _guard_of(spec)  # new rules start closed, on a fresh window
         if spec.paused != old.paused:
             if spec.paused:
