@@ -15,7 +15,6 @@ from kar98k.controller import Controller
 from kar98k.spec import parse_spec
 from kar98k.spec.model import LoadTestSpec
 from kit.fakepods import FakePod, FakePodApi, StaticSource, fake_pods
-
 from test_controller_core import Events, fake_wall, now
 
 pytestmark = pytest.mark.looptime

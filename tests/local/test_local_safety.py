@@ -12,7 +12,6 @@ import pytest
 from kar98k.demo import DemoHttpServer
 from kit.manifests import alive, manifest, pod_pids, write_manifest
 from kit.wait import holds_for, wait_until
-
 from test_local_cli import collect_stderr, spawn_run
 
 pytestmark = pytest.mark.slow

@@ -32,8 +32,8 @@ from .events import ControllerEvent, Events
 from .fleet import PodFleet
 from .merge import Mark, Merged, Window, window_between
 from .plan import TickPlan
-from .safety import SafetyGuard
 from .pods import PodApi, PodClient, PodSource
+from .safety import SafetyGuard
 from .series import SeriesBook
 from .summarize import build_summary
 from .ticks import LagRecorder
