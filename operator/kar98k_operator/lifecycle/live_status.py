@@ -43,7 +43,30 @@ def observe(ctx: RunContext, controller: Controller) -> None:
         "" if not unhealthy else f"unhealthy: {', '.join(unhealthy)}",
     )
     threshold_condition(ctx.writer, live.summary, final=False)
+    safety_condition(ctx.writer, controller)
     ctx.publish(live)
+
+
+def safety_condition(writer: StatusWriter, controller: Controller) -> None:
+    """SafetyTripped (spec.safety only): True with the rule as reason and the measured figure
+    while the breaker holds the rate down; False once it closed (or never tripped)."""
+    guard = controller.safety
+    if guard is None:
+        return
+    breach = guard.breaker.last_breach
+    if guard.breaker.tripped and breach is not None:
+        action = guard.rules.action.value
+        writer.condition(
+            ConditionType.SAFETY_TRIPPED, True, breach.rule, f"{action}: {breach.message}"
+        )
+    elif guard.trips:
+        last = guard.trips[-1]
+        how = "by hand" if last.closed_by == "human" else "clear for resumeAfter"
+        writer.condition(
+            ConditionType.SAFETY_TRIPPED, False, "Closed", f"closed {how}: was {last.message}"
+        )
+    else:
+        writer.condition(ConditionType.SAFETY_TRIPPED, False, "Clear", "")
 
 
 def threshold_condition(writer: StatusWriter, summary: RunSummary, *, final: bool) -> None:
