@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from kar98k.controller import Controller
+from kar98k.controller import Controller, RunSummary
 from kar98k.spec import parse_spec
 from kar98k.spec.model import LoadTestSpec
 from kit.fakepods import FakePod, FakePodApi, StaticSource, fake_pods
@@ -59,11 +59,18 @@ async def fail_from(pods: list[FakePod], at: float, ratio: float = 1.0) -> None:
         pod.error_ratio = ratio
 
 
-async def test_pause_within_sustained_for_and_resume_when_clear() -> None:
+def started(
+    safety: dict[str, Any], duration: str
+) -> tuple[list[FakePod], Events, Controller, asyncio.Task[RunSummary]]:
+    """One fake pod, a controller with `safety` running on it, and its events."""
     pods = fake_pods(1)
     events = Events()
-    ctl = make(spec_with({"resumeAfter": "2s"}, duration="15s"), pods, events)
-    run = asyncio.create_task(ctl.run())
+    ctl = make(spec_with(safety, duration=duration), pods, events)
+    return pods, events, ctl, asyncio.create_task(ctl.run())
+
+
+async def test_pause_within_sustained_for_and_resume_when_clear() -> None:
+    pods, events, _ctl, run = started({"resumeAfter": "2s"}, "15s")
     await fail_from(pods, 3.0)
     await asyncio.sleep(7.0 - now())
     for pod in pods:
@@ -90,10 +97,7 @@ async def test_pause_within_sustained_for_and_resume_when_clear() -> None:
 
 
 async def test_a_short_burst_of_errors_does_not_trip() -> None:
-    pods = fake_pods(1)
-    events = Events()
-    ctl = make(spec_with({}, duration="10s"), pods, events)
-    run = asyncio.create_task(ctl.run())
+    pods, events, _ctl, run = started({}, "10s")
     await fail_from(pods, 3.0)
     await asyncio.sleep(4.0 - now())  # 1 s of errors: shorter than sustainedFor (2 s)
     pods[0].error_ratio = 0.0
@@ -104,10 +108,7 @@ async def test_a_short_burst_of_errors_does_not_trip() -> None:
 
 
 async def test_scale_multiplies_the_rate_and_stays_until_a_human_resumes() -> None:
-    pods = fake_pods(1)
-    events = Events()
-    ctl = make(spec_with({"action": "scale", "scaleTo": 0.25}, duration="20s"), pods, events)
-    run = asyncio.create_task(ctl.run())
+    pods, events, ctl, run = started({"action": "scale", "scaleTo": 0.25}, "20s")
     await fail_from(pods, 1.0)
     await asyncio.sleep(12.0 - now())
     (tripped,) = events.at["safety-tripped"]
@@ -124,10 +125,7 @@ async def test_scale_multiplies_the_rate_and_stays_until_a_human_resumes() -> No
 
 
 async def test_abort_ends_the_run_failed_with_the_trip_recorded() -> None:
-    pods = fake_pods(1)
-    events = Events()
-    ctl = make(spec_with({"action": "abort"}, duration="60s"), pods, events)
-    run = asyncio.create_task(ctl.run())
+    pods, events, _ctl, run = started({"action": "abort"}, "60s")
     await fail_from(pods, 1.0)
     summary = await run
     (tripped,) = events.at["safety-tripped"]

@@ -25,7 +25,7 @@ from kar98k_operator.guardrails import (
     TargetAllowlist,
     refusals,
 )
-from kar98k_operator.kube import Kube
+from kar98k_operator.kube import JSON, Kube
 from kit.wait import holds_for, wait_until
 from lt_helpers import (
     apply,
@@ -111,6 +111,18 @@ async def settled(target: Target, path: str) -> bool:
     return target.count(path) == before
 
 
+async def wait_safety(api: Kube, ns: str, key: str, value: str, *, within: float) -> JSON:
+    """The status once the SafetyTripped condition's `key` is `value`."""
+    return await wait_status(
+        api,
+        ns,
+        "guarded",
+        lambda s: condition(s, "SafetyTripped").get(key) == value,
+        within=within,
+        what=f"SafetyTripped {key}={value}",
+    )
+
+
 @pytest.mark.slow
 async def test_safety_breaker_pauses_the_traffic_says_why_and_resumes(
     api: Kube, ns: str, target: Target, cluster: ClusterUnderTest
@@ -139,14 +151,7 @@ async def test_safety_breaker_pauses_the_traffic_says_why_and_resumes(
     # The operator merges stats every 2 s: the 2 s window is past 50 % errors within one
     # merge, the rule holds 2 s judged at merges (<= 2 more s), the next tick pushes rate 0,
     # status is patched at most every 2 s: about 8 s, 20 s allows a busy 2-core machine.
-    status = await wait_status(
-        api,
-        ns,
-        "guarded",
-        lambda s: condition(s, "SafetyTripped").get("status") == "True",
-        within=20.0,
-        what="SafetyTripped=True",
-    )
+    status = await wait_safety(api, ns, "status", "True", within=20.0)
     tripped = condition(status, "SafetyTripped")
     assert tripped["reason"] == "ErrorRateAbove", tripped
     assert "pause: error rate" in tripped["message"] and "above 50.0%" in tripped["message"]
@@ -160,14 +165,7 @@ async def test_safety_breaker_pauses_the_traffic_says_why_and_resumes(
     # Clear (empty window) for resumeAfter: the breaker closes by itself and traffic returns.
     await wait_until(lambda: target.count("/flaky") > stopped + 30, within=15.0, what="resume")
     await wait_event(api, ns, "guarded", "SafetyResumed")
-    status = await wait_status(
-        api,
-        ns,
-        "guarded",
-        lambda s: condition(s, "SafetyTripped").get("reason") == "Closed",
-        within=10.0,
-        what="SafetyTripped=False Closed",
-    )
+    status = await wait_safety(api, ns, "reason", "Closed", within=10.0)
     assert condition(status, "SafetyTripped")["status"] == "False"
     assert status["phase"] == "Running"
 
