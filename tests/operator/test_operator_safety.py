@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from conftest import OPERATOR_NAMESPACE, RELEASE, ClusterUnderTest, Target
+from kar98k.results import RunSummary, SafetyTrip
 from kar98k.spec import parse_spec
 from kar98k_operator.budget import TpsBudget
 from kar98k_operator.config import OperatorConfig
@@ -26,6 +27,7 @@ from kar98k_operator.guardrails import (
     refusals,
 )
 from kar98k_operator.kube import JSON, Kube
+from kar98k_operator.lifecycle.finishing import outcome
 from kit.wait import holds_for, wait_until
 from lt_helpers import (
     apply,
@@ -97,6 +99,20 @@ def test_budget_shares_the_ceiling_in_proportion_and_forgets_ended_runs() -> Non
     budget.release("b")
     assert budget.limit("a", 200.0) == 200.0
     assert TpsBudget(None).limit("x", 1e6) == 1e6
+
+
+def test_an_aborting_breaker_is_the_completed_reason() -> None:
+    summary = RunSummary(name="lt", seed=1, started_at="2026-01-01T00:00:00Z", verdict="fail")
+    summary.safety_trips = [
+        SafetyTrip(rule="P95Above", action="abort", measured=812.0, limit=500.0,
+                   message="p95 812.0 ms above 500.0 ms", at_s=12.0, at_unix=0.0)
+    ]  # fmt: skip
+    phase, reason, message = outcome(summary, superseded=False)
+    assert (phase.value, reason) == ("Failed", "SafetyAborted")
+    assert message == "safety breaker (P95Above): p95 812.0 ms above 500.0 ms"
+    summary.safety_trips[0].action = "pause"  # a pause that closed is no reason to fail
+    summary.verdict = "pass"
+    assert outcome(summary, superseded=False)[1] == "Succeeded"
 
 
 # ----------------------------------------------------------------------------- cluster
