@@ -34,6 +34,7 @@ from lt_helpers import (
     children,
     condition,
     manifest,
+    patch_lt,
     wait_event,
     wait_phase,
     wait_status,
@@ -171,6 +172,8 @@ async def test_safety_breaker_pauses_the_traffic_says_why_and_resumes(
     tripped = condition(status, "SafetyTripped")
     assert tripped["reason"] == "ErrorRateAbove", tripped
     assert "pause: error rate" in tripped["message"] and "above 50.0%" in tripped["message"]
+    assert status["phase"] == "Running"  # Paused is spec.paused's; the message says why
+    assert status["message"].startswith("safety breaker tripped (pause)")
     event = await wait_event(api, ns, "guarded", "SafetyTripped")
     assert event["type"] == "Warning" and "safety breaker tripped, paused" in event["message"]
     print(f"tripped about {time.monotonic() - failing:.1f}s after the target failed")
@@ -260,6 +263,22 @@ async def test_operator_guardrails_refuse_and_share_the_ceiling(
         assert one + two <= ceiling * 1.1
         assert one + two >= ceiling * 0.8
         assert one == pytest.approx(150.0, rel=0.2) and two == pytest.approx(150.0, rel=0.2)
+        # A mid-run edit outside the allowlist is not applied: the run goes on, and says why.
+        moved = {"spec": {"targets": [{"name": "fast", "url": "http://127.0.0.3:9/"}]}}
+        await patch_lt(api, ns, "one", moved)
+        status = await wait_status(
+            api,
+            ns,
+            "one",
+            lambda s: condition(s, "SpecApplied").get("reason") == TARGET_NOT_ALLOWED,
+            within=10.0,
+            what="SpecApplied=False TargetNotAllowed",
+        )
+        assert (
+            "spec.targets[0].url: host '127.0.0.3'" in condition(status, "SpecApplied")["message"]
+        )
+        assert status["phase"] == "Running"
+        assert await target.rate(1.0, "/fast") > 50  # still on its allowed target
 
 
 def _operator_env(cluster: ClusterUnderTest) -> dict[str, str]:

@@ -23,9 +23,7 @@ def observe(ctx: RunContext, controller: Controller) -> None:
         LoadTestStatus(
             epoch=controller.epoch,
             phase=Phase.PAUSED if live.paused else Phase.RUNNING,
-            message="paused: no traffic until spec.paused is false"
-            if live.paused
-            else f"running: {live.target_tps:.1f} req/s asked, {live.achieved_tps:.1f} achieved",
+            message=_message(controller, live.paused, live.target_tps, live.achieved_tps),
         )
     )
     ready, desired = live.ready_pods, live.desired_pods
@@ -45,6 +43,17 @@ def observe(ctx: RunContext, controller: Controller) -> None:
     threshold_condition(ctx.writer, live.summary, final=False)
     safety_condition(ctx.writer, controller)
     ctx.publish(live)
+
+
+def _message(controller: Controller, paused: bool, target: float, achieved: float) -> str:
+    """status.message: paused by spec, held down by the safety breaker, or running."""
+    if paused:
+        return "paused: no traffic until spec.paused is false"
+    guard = controller.safety
+    if guard is not None and guard.breaker.tripped:
+        action = guard.rules.action.value
+        return f"safety breaker tripped ({action}): {target:.1f} req/s asked, see SafetyTripped"
+    return f"running: {target:.1f} req/s asked, {achieved:.1f} achieved"
 
 
 def safety_condition(writer: StatusWriter, controller: Controller) -> None:
