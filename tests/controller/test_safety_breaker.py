@@ -144,3 +144,14 @@ def test_guard_records_trip_and_close_with_run_times() -> None:
         "clear",
     )
     assert trip.measured == pytest.approx(0.8)
+
+
+def test_a_held_breaker_closes_only_after_the_full_resume_after() -> None:
+    breaker = Breaker(rules(resumeAfter="4s"))
+    breaker.hold(BAD)  # a restarted operator resuming a tripped run
+    assert breaker.tripped and breaker.factor == 0.0
+    # Clear from 0: closes at 4, not earlier.
+    assert feed(breaker, set(), 10) == [(4, "close")]
+    kept = Breaker(rules())
+    kept.hold(BAD)
+    assert feed(kept, set(), 100) == []  # no resumeAfter: held until a human resumes

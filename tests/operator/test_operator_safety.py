@@ -12,12 +12,15 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from conftest import OPERATOR_NAMESPACE, RELEASE, ClusterUnderTest, Target
+from kar98k.controller import Controller
 from kar98k.results import RunSummary, SafetyTrip
 from kar98k.spec import parse_spec
+from kar98k.spec.model import Safety
 from kar98k_operator.budget import TpsBudget
 from kar98k_operator.config import OperatorConfig
 from kar98k_operator.guardrails import (
@@ -28,6 +31,8 @@ from kar98k_operator.guardrails import (
 )
 from kar98k_operator.kube import JSON, Kube
 from kar98k_operator.lifecycle.finishing import outcome
+from kar98k_operator.lifecycle.live_status import restore_safety
+from kit.fakepods import StaticSource
 from kit.wait import holds_for, wait_until
 from lt_helpers import (
     apply,
@@ -114,6 +119,34 @@ def test_an_aborting_breaker_is_the_completed_reason() -> None:
     summary.safety_trips[0].action = "pause"  # a pause that closed is no reason to fail
     summary.verdict = "pass"
     assert outcome(summary, superseded=False)[1] == "Succeeded"
+
+
+def test_a_resumed_run_keeps_its_breaker_tripped() -> None:
+    guarded = spec(["http://127.0.0.1:9/"]).model_copy(
+        update={"safety": Safety.model_validate({"errorRateAbove": 0.5})}
+    )
+
+    def controller() -> Controller:
+        start = datetime.now(UTC)
+        return Controller(guarded, StaticSource([]), name="lt", seed=1, start=start)
+
+    tripped = {
+        "conditions": [
+            {"type": "SafetyTripped", "status": "True", "reason": "ErrorRateAbove",
+             "message": "pause: error rate 90.0% above 50.0% (9/10 requests)"}
+        ]
+    }  # fmt: skip
+    held = controller()
+    assert restore_safety(tripped, held)
+    guard = held.safety
+    assert guard is not None and guard.breaker.tripped and guard.breaker.factor == 0.0
+    assert guard.breaker.last_breach is not None
+    assert guard.breaker.last_breach.message == "error rate 90.0% above 50.0% (9/10 requests)"
+    assert guard.trips == []  # the trip was recorded by the run before the restart
+    closed = {"conditions": [{**tripped["conditions"][0], "status": "False", "reason": "Closed"}]}
+    fresh = controller()
+    assert not restore_safety(closed, fresh) and fresh.safety is not None
+    assert not fresh.safety.breaker.tripped
 
 
 # ----------------------------------------------------------------------------- cluster

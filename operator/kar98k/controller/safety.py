@@ -116,6 +116,12 @@ class Breaker:
             return None
         return self._close("clear")
 
+    def hold(self, breach: Breach) -> None:
+        """Start tripped (a resumed run whose breaker was tripped): no trip is recorded again,
+        and closing takes the full resumeAfter (or a human) as before the restart."""
+        self.tripped, self.last_breach = True, breach
+        self._bad_since = self._clear_since = None
+
     def reset(self) -> Transition | None:
         """A human resumes: close now (an aborted run stays aborted)."""
         if not self.tripped or self.rules.action is SafetyAction.ABORT:

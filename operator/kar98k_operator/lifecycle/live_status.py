@@ -6,7 +6,12 @@ Called after every supervision step; the writer merges the changes and patches a
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
+from typing import Any
+
 from kar98k.controller import Controller, RunSummary
+from kar98k.controller.safety import Breach
 from kar98k.spec.status import ConditionType, LoadTestStatus, Phase
 
 from ..status import StatusWriter, live_figures, summary_figures
@@ -54,6 +59,25 @@ def _message(controller: Controller, paused: bool, target: float, achieved: floa
         action = guard.rules.action.value
         return f"safety breaker tripped ({action}): {target:.1f} req/s asked, see SafetyTripped"
     return f"running: {target:.1f} req/s asked, {achieved:.1f} achieved"
+
+
+def restore_safety(view: Mapping[str, Any], controller: Controller) -> bool:
+    """A run resumed by a restarted operator keeps a tripped breaker tripped: the condition in
+    status is the breaker's memory (without it, a pause with no resumeAfter would end with the
+    operator). True when it restored one."""
+    guard = controller.safety
+    cond = next(
+        (c for c in view.get("conditions") or [] if c.get("type") == ConditionType.SAFETY_TRIPPED),
+        None,
+    )
+    if guard is None or cond is None or cond.get("status") != "True":
+        return False
+    rule = cond.get("reason")
+    if rule not in ("ErrorRateAbove", "P95Above"):
+        return False
+    message = str(cond.get("message") or "").removeprefix(f"{guard.rules.action.value}: ")
+    guard.breaker.hold(Breach(rule, math.nan, math.nan, message))
+    return True
 
 
 def safety_condition(writer: StatusWriter, controller: Controller) -> None:

@@ -21,7 +21,7 @@ from kar98k.spec.status import LoadTestStatus
 from .. import events
 from ..pool import PodPool
 from .context import RunContext, Stopped
-from .live_status import observe
+from .live_status import observe, restore_safety
 from .mid_run import MidRunControl
 
 SUPERVISE_INTERVAL = 0.5
@@ -60,6 +60,8 @@ async def supervise(
         on_event=lambda event: events.from_controller(body_at_start, event),
         rate_limit=ctx.budget.for_run(budget_key),
     )
+    if restore_safety(ctx.writer.view, controller):
+        ctx.event("SafetyHeld", "resumed with the safety breaker still tripped", warning=True)
     # spec.search: the same engine as `kar98k find-max`, around the same controller core. It
     # owns the rate, so mid-run edits are not applied to a search (a new runId starts over).
     search = spec.search
