@@ -222,6 +222,33 @@ async def test_safety_breaker_pauses_the_traffic_says_why_and_resumes(
     assert status["phase"] == "Running"
 
 
+@pytest.mark.slow
+async def test_an_aborting_breaker_ends_the_run_failed_and_stops_the_traffic(
+    api: Kube, ns: str, target: Target, cluster: ClusterUnderTest
+) -> None:
+    cluster.require_local()
+    body = manifest(
+        "doomed",
+        target.base_url + "/status/503",  # fails every request from the start
+        pattern={"baseTPS": 40},
+        duration="5m",
+        loadPods={"replicas": 1, "arrival": "uniform"},
+        safety={"errorRateAbove": 0.5, "sustainedFor": "2s", "window": "2s", "action": "abort"},
+    )
+    await apply(api, ns, body)
+    # Pods starting (~10 s on a busy machine), then the trip as in the pause test (~8 s).
+    status = await wait_phase(api, ns, "doomed", "Failed", "Succeeded", within=60.0)
+    completed = condition(status, "Completed")
+    assert status["phase"] == "Failed" and completed["reason"] == "SafetyAborted", status
+    assert completed["message"].startswith("safety breaker (ErrorRateAbove): error rate")
+    assert condition(status, "SafetyTripped")["status"] == "True"
+    assert status["verdict"] == "fail"
+    await wait_event(api, ns, "doomed", "SafetyTripped")
+    await wait_until(lambda: settled(target, "/status/503"), within=5.0, what="traffic stops")
+    stopped = target.count("/status/503")
+    await holds_for(lambda: target.count("/status/503") == stopped, 1.0, what="no traffic")
+
+
 @contextlib.contextmanager
 def chart_values(cluster: ClusterUnderTest, values: dict[str, Any]) -> Iterator[None]:
     """`helm upgrade` the session's release with `values`; back to the defaults afterwards."""
