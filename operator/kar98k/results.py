@@ -216,6 +216,20 @@ class SearchSummary(BaseModel):
     steps: list[SearchStep] = Field(default_factory=list)
 
 
+class SafetyTrip(BaseModel):
+    """One trip of the safety breaker (spec.safety): the rule, the figure, when it closed."""
+
+    rule: str = Field(description="ErrorRateAbove or P95Above.")
+    action: str = Field(description="pause, scale or abort.")
+    measured: float = Field(description="The window's figure (fraction, or ms for p95).")
+    limit: float = Field(description="The rule's limit, in the same unit.")
+    message: str
+    at_s: float = Field(description="Run time of the trip, seconds.")
+    at_unix: float
+    closed_at_s: float | None = Field(default=None, description="Run time it closed; None: not.")
+    closed_by: Literal["clear", "human"] | None = None
+
+
 class RunSummary(BaseModel):
     """Merged figures over the whole run (or so far, while running)."""
 
@@ -258,6 +272,9 @@ class RunSummary(BaseModel):
     controller: ControllerFigures = Field(default_factory=ControllerFigures)
     search: SearchSummary | None = Field(
         default=None, description="The capacity search's answer, when the run was a search."
+    )
+    safety_trips: list[SafetyTrip] = Field(
+        default_factory=list, description="Trips of the safety breaker, oldest first."
     )
 
     @property

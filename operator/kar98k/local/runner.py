@@ -273,7 +273,7 @@ def print_search(summary: RunSummary, console: Console) -> None:
 
 
 def print_summary(summary: RunSummary, console: Console) -> None:
-    """The end-of-run tables: headline figures, latency, targets, checks, verdict."""
+    """The end-of-run tables: headline figures, latency, targets, checks, verdict, trips."""
     style = {"pass": "green", "fail": "red"}.get(summary.verdict, "yellow")
     head = Table(title=f"kar98k run: {summary.name}", show_header=False, box=None)
     head.add_column(style="bold")
@@ -349,3 +349,19 @@ def print_summary(summary: RunSummary, console: Console) -> None:
         console.print(checks)
     else:
         console.print("no thresholds set: verdict none")
+    print_safety_trips(summary, console)
+
+
+def print_safety_trips(summary: RunSummary, console: Console) -> None:
+    """spec.safety's trips, one line each (an aborted run says why it failed here)."""
+    for trip in summary.safety_trips:
+        closed = (
+            f", closed at {trip.closed_at_s:.1f}s ({trip.closed_by})"
+            if trip.closed_at_s is not None
+            else ", not closed"
+        )
+        console.print(
+            f"safety breaker tripped at {trip.at_s:.1f}s ({trip.rule}, {trip.action}): "
+            f"{trip.message}{closed}",
+            markup=False,
+        )

@@ -31,6 +31,7 @@ class ConditionType(StrEnum):
     THRESHOLDS_MET = "ThresholdsMet"
     COMPLETED = "Completed"
     SPEC_APPLIED = "SpecApplied"
+    SAFETY_TRIPPED = "SafetyTripped"  # spec.safety's breaker: True while it holds the rate down
     # kstatus (Flux wait, kubectl wait, Argo CD): Ready=True only when Succeeded; Reconciling
     # while the run is under way; Stalled when it failed. Set with every phase change.
     READY = "Ready"

@@ -20,7 +20,7 @@ from kar98k_loadpod.durations import format_duration
 from .. import names
 from ..children import replicas_for
 from ..spike_annotation import parse_spike
-from .bad_input import INVALID_SPEC, spec_problems
+from .bad_input import INVALID_SPEC, guardrail_refusals, spec_problems
 from .context import API_ERRORS, RunContext, generation_of
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,11 @@ class MidRunControl:
             except SpecError as exc:
                 self._reject_edit(exc, generation)
                 return False
+            refused = guardrail_refusals(ctx, new_spec)
+            if refused:
+                self._refuse_edit("; ".join(r.message for r in refused), refused[0].reason,
+                                  generation)  # fmt: skip
+                return False
             if new_spec.run_id != self.spec.run_id:
                 ctx.event("NewRun", f"spec.runId changed to {new_spec.run_id!r}; restarting")
                 controller.stop()
@@ -80,11 +85,14 @@ class MidRunControl:
 
     def _reject_edit(self, exc: SpecError, generation: int) -> None:
         """An invalid edit: the run goes on with the spec it has, and SpecApplied says why."""
-        message = spec_problems(exc)
+        self._refuse_edit(spec_problems(exc), INVALID_SPEC, generation)
+
+    def _refuse_edit(self, message: str, reason: str, generation: int) -> None:
+        """An edit not taken (invalid, or refused by the guardrails): SpecApplied says why."""
         self._ctx.writer.condition(
             ConditionType.SPEC_APPLIED,
             False,
-            INVALID_SPEC,
+            reason,
             f"edit not applied, the run continues with the previous spec: {message}",
             generation=generation,
         )
