@@ -35,13 +35,14 @@ class StatsCollector:
     async def _pull(self, pod: PodState) -> None:
         client = self._fleet.client
         assert client is not None
+        sent_at = self._now_unix()
         try:
             stats = await client.stats(pod.endpoint)
         except PodCallError as exc:
             self.failures += 1
             log.debug("%s", exc)
             return
-        self.book.update(pod.endpoint.name, stats)
+        self.book.update(pod.endpoint.name, stats, pulled_at=sent_at)
 
     async def merge(self) -> Merged:
         """Merge what the book holds now and adopt it (after any merge still running)."""
@@ -64,7 +65,10 @@ class StatsCollector:
             await asyncio.wait([self._merging])
 
     def _inputs(self) -> tuple[list[PodRecord], float]:
-        return self.book.records(), self._clock.unix(asyncio.get_running_loop().time())
+        return self.book.records(), self._now_unix()
+
+    def _now_unix(self) -> float:
+        return self._clock.unix(asyncio.get_running_loop().time())
 
     async def drain_all(self, grace: float) -> None:
         await asyncio.gather(*(self._drain(p, grace) for p in self._fleet.in_pool()))
@@ -72,15 +76,17 @@ class StatsCollector:
     async def _drain(self, pod: PodState, grace: float) -> None:
         client = self._fleet.client
         assert client is not None
+        sent_at = self._now_unix()
         try:
             stats = await client.drain(pod.endpoint, grace)
         except PodCallError as exc:
             log.warning("%s; keeping its last stats", exc)
             with contextlib.suppress(PodCallError):
+                sent_at = self._now_unix()
                 stats = await client.stats(pod.endpoint)
-                self.book.update(pod.endpoint.name, stats)
+                self.book.update(pod.endpoint.name, stats, pulled_at=sent_at)
             return
-        self.book.update(pod.endpoint.name, stats, final=True)
+        self.book.update(pod.endpoint.name, stats, final=True, pulled_at=sent_at)
 
     def achieved_rate_1s(self) -> float:
         """What the pods in the pool started over their last second, summed."""

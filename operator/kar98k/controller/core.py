@@ -456,6 +456,8 @@ class Controller:
             thresholds=self._spec.thresholds,
             final=final,
             series_last=series_last,
+            arrival=self._spec.load_pods.arrival,
+            lease_s=self.lease_seconds,
         )
 
     def _figures(self) -> ControllerFigures:

@@ -40,6 +40,7 @@ class PodState:
     epoch: int = 0  # last epoch the pod accepted
     last_probe: float = -math.inf
     last_error: str = ""
+    accepted_at: float = -math.inf  # loop time the last plan was acknowledged (lease runs)
 
     @property
     def serving(self) -> bool:
@@ -122,6 +123,7 @@ class PodFleet:
             self._failed(pod, exc)
             return
         pod.failures, pod.epoch, pod.share = 0, plan.epoch, plan.rate
+        pod.accepted_at = asyncio.get_running_loop().time()
         if not pod.ready and pod.in_source:
             pod.ready = True
             self._emit("pod-joined", f"{pod.endpoint.name} answers again; it gets a share")
