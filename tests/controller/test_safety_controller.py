@@ -124,6 +124,24 @@ async def test_scale_multiplies_the_rate_and_stays_until_a_human_resumes() -> No
     assert summary.safety_trips[0].closed_by == "human"
 
 
+async def test_reset_closes_the_breaker_but_leaves_a_users_pause_in_force() -> None:
+    pods, events, ctl, run = started({"action": "scale", "scaleTo": 0.25}, "20s")
+    await fail_from(pods, 1.0)
+    await asyncio.sleep(8.0 - now())
+    assert events.at["safety-tripped"] and pods[0].last.rate == pytest.approx(50.0)
+    pods[0].error_ratio = 0.0
+    ctl.pause()  # the user's pause, then the breaker reset (the safety-reset annotation)
+    ctl.reset_safety()
+    await asyncio.sleep(0.3)
+    assert events.at["safety-closed"] and pods[0].last.rate == 0.0  # still the user's pause
+    ctl.resume()
+    await asyncio.sleep(0.3)
+    assert pods[0].last.rate == pytest.approx(200.0)  # closed: not scaled any more
+    ctl.stop()
+    summary = await run
+    assert summary.safety_trips[0].closed_by == "human"
+
+
 async def test_abort_ends_the_run_failed_with_the_trip_recorded() -> None:
     pods, events, _ctl, run = started({"action": "abort"}, "60s")
     await fail_from(pods, 1.0)

@@ -21,6 +21,7 @@ from kar98k.controller import Controller
 from kar98k.results import RunSummary, SafetyTrip
 from kar98k.spec import parse_spec
 from kar98k.spec.model import Safety
+from kar98k_operator import names
 from kar98k_operator.budget import TpsBudget
 from kar98k_operator.config import OperatorConfig
 from kar98k_operator.guardrails import (
@@ -220,6 +221,47 @@ async def test_safety_breaker_pauses_the_traffic_says_why_and_resumes(
     status = await wait_safety(api, ns, "reason", "Closed", within=10.0)
     assert condition(status, "SafetyTripped")["status"] == "False"
     assert status["phase"] == "Running"
+
+
+@pytest.mark.slow
+async def test_a_breaker_without_resume_after_holds_until_the_reset_annotation(
+    api: Kube, ns: str, target: Target, cluster: ClusterUnderTest
+) -> None:
+    cluster.require_local()
+    assert target.server is not None
+    behaviour = target.server.behaviour
+    behaviour.flaky_rate = 1.0  # fails every request from the start
+    name = "held"
+    body = manifest(
+        name,
+        target.base_url + "/flaky",
+        pattern={"baseTPS": 60},
+        duration="5m",
+        loadPods={"replicas": 1, "arrival": "uniform"},
+        safety={"errorRateAbove": 0.5, "sustainedFor": "2s", "window": "2s"},
+    )
+    await apply(api, ns, body)
+    # Pods starting (~10 s on a busy machine), then the trip as in the pause test (~8 s).
+    await wait_status(
+        api, ns, name, lambda s: condition(s, "SafetyTripped").get("status") == "True",
+        within=60.0, what="SafetyTripped True",
+    )  # fmt: skip
+    behaviour.flaky_rate = FLAKY_RATE_OFF  # recovered, but no resumeAfter: held down
+    await wait_until(lambda: settled(target, "/flaky"), within=5.0, what="traffic stops")
+    stopped = target.count("/flaky")
+    await holds_for(lambda: target.count("/flaky") == stopped, 2.0, what="held down")
+    reset = {"metadata": {"annotations": {names.ANNOTATION_SAFETY_RESET: "by-oncall-1"}}}
+    await patch_lt(api, ns, name, reset)
+    await wait_until(lambda: target.count("/flaky") > stopped + 30, within=15.0, what="resume")
+    status = await wait_status(
+        api, ns, name, lambda s: condition(s, "SafetyTripped").get("reason") == "Closed",
+        within=10.0, what="SafetyTripped Closed",
+    )  # fmt: skip
+    assert "closed by hand" in condition(status, "SafetyTripped")["message"]
+    assert status["safetyReset"]["acknowledged"] == "by-oncall-1"
+    assert status["safetyReset"]["closed"] is True
+    assert status.get("phase") == "Running"
+    await wait_event(api, ns, name, "SafetyResumed")
 
 
 @pytest.mark.slow

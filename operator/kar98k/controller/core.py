@@ -166,6 +166,11 @@ class Controller:
         if self._paused:
             self._paused = False
             self._events.emit("resumed", "resumed: following the curve again")
+        self.reset_safety()
+
+    def reset_safety(self) -> None:
+        """A human closes a tripped safety breaker (an abort stays aborted); a pause by the
+        user stays in force: only the breaker's factor is lifted."""
         if self._guard is not None:
             change = self._guard.reset(self._clock.elapsed_now(), self._clock.wall())
             if change is not None:

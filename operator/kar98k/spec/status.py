@@ -144,6 +144,14 @@ class SpikeStatus(StatusModel):
     error: str | None = Field(default=None, description="Why the value was rejected, if it was.")
 
 
+class SafetyResetStatus(StatusModel):
+    """The last kar98k.dev/safety-reset annotation value acted on (a human closing the breaker)."""
+
+    acknowledged: str = Field(description="The annotation value that was acted on.")
+    at: str = Field(description="When it was acted on (RFC 3339).")
+    closed: bool = Field(description="Whether it closed a tripped breaker (false: none was).")
+
+
 class LoadTestStatus(StatusModel):
     """Observed state of a LoadTest, patched by the operator at most every 2 s."""
 
@@ -188,6 +196,9 @@ class LoadTestStatus(StatusModel):
     checks: list[CheckStatus] = Field(default_factory=list, description="Thresholds judged.")
     spike: SpikeStatus | None = Field(
         default=None, description="Acknowledgement of the kar98k.dev/spike annotation."
+    )
+    safety_reset: SafetyResetStatus | None = Field(
+        default=None, description="Acknowledgement of the kar98k.dev/safety-reset annotation."
     )
     search: SearchStatus | None = Field(
         default=None, description="The capacity search's answer (spec.search), once ended."

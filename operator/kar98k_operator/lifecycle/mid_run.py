@@ -14,7 +14,13 @@ from typing import Any
 
 from kar98k.controller import Controller
 from kar98k.spec import LoadTestSpec, SpecError, parse_spec
-from kar98k.spec.status import ConditionType, LoadTestStatus, SpikeStatus, now_rfc3339
+from kar98k.spec.status import (
+    ConditionType,
+    LoadTestStatus,
+    SafetyResetStatus,
+    SpikeStatus,
+    now_rfc3339,
+)
 from kar98k_loadpod.durations import format_duration
 
 from .. import names
@@ -81,6 +87,7 @@ class MidRunControl:
             self._background.add(task)
             task.add_done_callback(self._background.discard)
         spike(ctx, controller, body)
+        safety_reset(ctx, controller, body)
         return False
 
     def _reject_edit(self, exc: SpecError, generation: int) -> None:
@@ -160,3 +167,25 @@ def spike(ctx: RunContext, controller: Controller, body: dict[str, Any]) -> None
         "SpikeInjected",
         f"manual spike x{request.factor:g} for {format_duration(request.duration)}",
     )
+
+
+def safety_reset(ctx: RunContext, controller: Controller, body: dict[str, Any]) -> None:
+    """Close a tripped safety breaker when the annotation carries a value not yet acknowledged.
+
+    Acknowledged by value in status like the spike, so a resync or a restarted operator never
+    resets again; spec.paused is left alone (a user's pause is not the breaker's)."""
+    value = (body["metadata"].get("annotations") or {}).get(names.ANNOTATION_SAFETY_RESET)
+    if not value or (ctx.writer.view.get("safetyReset") or {}).get("acknowledged") == value:
+        return
+    guard = controller.safety
+    was_tripped = guard is not None and guard.breaker.tripped
+    controller.reset_safety()
+    closed = was_tripped and guard is not None and not guard.breaker.tripped
+    ack = SafetyResetStatus(acknowledged=value, at=now_rfc3339(), closed=closed)
+    ctx.writer.set(LoadTestStatus(safety_reset=ack))
+    if not closed:
+        ctx.event(
+            "SafetyResetIgnored",
+            f"{names.ANNOTATION_SAFETY_RESET}: no tripped breaker to close"
+            + (" (an aborted run stays aborted)" if was_tripped else ""),
+        )
