@@ -185,6 +185,13 @@ class LoadTestStatus(StatusModel):
     pods: str = Field(default="0/0", description="readyPods/desiredPods, for kubectl get.")
     requests: int = Field(default=0, description="Requests sent in this run.")
     errors: int = Field(default=0, description="Requests that failed in this run.")
+    unaccounted_max: int | None = Field(
+        default=None,
+        description=(
+            "Set when a load pod died between two stats pulls: requests and errors are then a "
+            "lower bound, short by at most this many."
+        ),
+    )
     error_rate: float = Field(default=0.0, description="errors / requests.")
     latency_ms: LatencyStatus = Field(
         default_factory=LatencyStatus, description="Latency percentiles, ms."
