@@ -133,6 +133,11 @@ class Controller:
         return self._spec
 
     @property
+    def tick_lags(self) -> LagRecorder:
+        """How late the ticks ran (read-only use: benchmarks want percentiles beyond p99)."""
+        return self._lag
+
+    @property
     def unready_after(self) -> int:
         """Consecutive failed pushes after which a pod is marked unready."""
         return self._fleet.unready_after
