@@ -29,16 +29,25 @@ def gaps(pod: FakePod) -> list[float]:
     return [b.at - a.at for a, b in itertools.pairwise(pod.plans)]
 
 
-async def test_flat_curve_pushes_once_per_lease_quarter_and_sends_exactly() -> None:
-    pods = fake_pods(3)
-    summary = await controller(make_spec(duration="10s", pattern={"baseTPS": 300}), pods).run()
+async def test_flat_curve_renews_each_pod_on_its_own_slot_and_sends_exactly() -> None:
+    pods = fake_pods(5)
+    ctl = controller(make_spec(duration="10s", pattern={"baseTPS": 500}), pods)
+    summary = await ctl.run()
+    slots = round(RENEW / TICK)
     for pod in pods:
-        # Plans at 0, 0.5, ..., 9.5 s: 20 instead of the 100 a push per tick costs.
-        assert len(pod.plans) == 20
-        assert gaps(pod) == pytest.approx([RENEW] * 19)
+        # Pushed at 0 s, then on its slot (2-6 ticks later), then every 0.5 s: 20 or 21
+        # plans instead of the 100 a push per tick costs.
+        assert len(pod.plans) in (20, 21)
+        first, *rest = gaps(pod)
+        assert 1.5 * TICK < first <= RENEW + TICK + 1e-9
+        assert rest == pytest.approx([RENEW] * len(rest))
         assert all(r.plan.rate == 100.0 for r in pod.plans)
         assert pod.last.lease_seconds == LEASE
-    assert summary.controller.pushes == 60
+    # Five pods over five slots: after the first push, never two renewals on one tick.
+    ticks = [round(r.at / TICK) for p in pods for r in p.plans[1:]]
+    assert len(ticks) == len(set(ticks))
+    assert {t % slots for t in ticks} == set(range(slots))
+    assert summary.controller.pushes == sum(len(p.plans) for p in pods)
     assert summary.controller.ticks == 100
     # A flat curve: every pod held its exact share all along, so nothing is lost.
     assert summary.requests_total == pytest.approx(summary.target_requests, abs=len(pods))

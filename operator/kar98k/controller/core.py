@@ -100,7 +100,13 @@ class Controller:
         self._clock = RunClock(start.astimezone(UTC), clock)
         self._client = client
         self._events = Events(name, self._clock, on_event)
-        self._fleet = PodFleet(source, name=name, emit=self._events.emit, policy=push_policy)
+        self._fleet = PodFleet(
+            source,
+            name=name,
+            emit=self._events.emit,
+            policy=push_policy,
+            tick_interval=tick_interval,
+        )
         self._stats = StatsCollector(self._fleet, self._clock)
         self._engine = PatternEngine(spec.pattern, seed=seed, start=self._clock.start)
         self._manual: list[tuple[float, float, float]] = []

@@ -56,10 +56,17 @@ class PodFleet:
     """Pod bookkeeping and push state; `client` is set while the controller runs."""
 
     def __init__(
-        self, source: PodSource, *, name: str, emit: Emit, policy: PushPolicy | None = None
+        self,
+        source: PodSource,
+        *,
+        name: str,
+        emit: Emit,
+        policy: PushPolicy | None = None,
+        tick_interval: float = 0.1,
     ) -> None:
         self.pods: dict[str, PodState] = {}
         self.policy = policy or PushPolicy()
+        self.tick_interval = tick_interval
         self.client: PodApi | None = None
         self.unready_after = UNREADY_AFTER
         self.pushes = 0
@@ -108,22 +115,28 @@ class PodFleet:
         if shape == self._shape:  # one comparison per tick; pods then compare by identity
             shape = self._shape
         self._shape = shape
-        for name, share in split_rate(tick.rate, serving).items():
+        slots = self.policy.slots(shape.lease_seconds, self.tick_interval)
+        for index, (name, share) in enumerate(split_rate(tick.rate, serving).items()):
             pod = self.pods[name]
-            if self._due(pod, share, shape, now):
+            if self._due(pod, share, shape, now, on_slot=(tick.epoch - index) % slots == 0):
                 self._push(pod, tick, share, shape, now)
         for pod in self.pods.values():
             if pod.in_source and not pod.ready and now - pod.last_probe >= PROBE_INTERVAL:
                 pod.last_probe = now
                 self._push(pod, tick, 0.0, shape, now)
 
-    def _due(self, pod: PodState, share: float, shape: PlanShape, now: float) -> bool:
+    def _due(
+        self, pod: PodState, share: float, shape: PlanShape, now: float, *, on_slot: bool
+    ) -> bool:
+        policy = self.policy
         return (
             not pod.accepted
             or pod.failures > 0
             or pod.shape is not shape
-            or self.policy.share_moved(pod.share, share)
-            or self.policy.renew_due(now - pod.renewed_at, shape.lease_seconds)
+            or policy.share_moved(pod.share, share)
+            or policy.renew_due(
+                now - pod.renewed_at, shape.lease_seconds, on_slot, self.tick_interval
+            )
         )
 
     def _push(

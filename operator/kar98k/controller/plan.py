@@ -67,10 +67,15 @@ class PushPolicy:
     fleet of N pods costs 10·N requests per second at 10 Hz even when the curve is flat (it
     usually is, between schedule steps and spikes). A pod is pushed when its share moved by
     more than `tolerance` (relative) since the plan it holds, when anything else in the plan
-    changed, or when its lease has run for `renew_after` of its length (so a lease of 2 s is
-    renewed every 0.5 s, leaving three more tries before it ends). The rate a pod holds is
-    then never further than `tolerance` from its exact share, and equal to it whenever the
-    curve is flat; a share going to or from zero is always pushed.
+    changed, or to renew its lease. The rate a pod holds is then never further than
+    `tolerance` from its exact share, and equal to it whenever the curve is flat; a share
+    going to or from zero is always pushed.
+
+    Renewals: every `renew_after` of the lease (2 s lease: every 0.5 s, leaving three more
+    tries before it ends), each pod on its own slot (its place among the serving pods,
+    modulo the ticks in that period), so a flat curve spreads the renewals evenly over the
+    ticks instead of pushing the whole fleet at once; a pod whose slot is missed (its push
+    still pending, say) is renewed at most two ticks after `renew_after` of its lease.
     """
 
     tolerance: float = 0.005
@@ -86,8 +91,14 @@ class PushPolicy:
             return True
         return abs(share - held) > self.tolerance * max(held, share)
 
-    def renew_due(self, age: float, lease_seconds: float) -> bool:
-        return age >= self.renew_after * lease_seconds
+    def renew_due(self, age: float, lease_seconds: float, on_slot: bool, tick: float) -> bool:
+        """`age`: since the pod's lease began; `on_slot`: this tick is the pod's renewal slot."""
+        period = self.renew_after * lease_seconds
+        return (on_slot and age > 1.5 * tick) or age >= period + 1.5 * tick
+
+    def slots(self, lease_seconds: float, tick: float) -> int:
+        """Renewal slots: the ticks in one renewal period."""
+        return max(1, int(self.renew_after * lease_seconds / tick + 1e-9))
 
 
 def pod_seed(seed: int, pod: str) -> int:
