@@ -88,16 +88,19 @@ def _agility_worst(out: dict[str, Any]) -> float | None:
 
 
 GUARDS = (
-    # Spread of the ratio over repeated quick runs: up to 35 % below their median (the
-    # machine's neighbours stall either core); a loss beyond 40 % is the pod, not them.
+    # Three quick runs under heavy outside load (others took 40-60 % of both cores): 0.259,
+    # 0.318, 0.384, i.e. up to 19 % below the median; full runs ranged 0.18-0.35. Twice the
+    # quick runs' spread: a loss beyond 40 % is the pod, not its neighbours.
     Guard("HTTP/1.1 ceiling / wrk", "ratio", _ceiling_to_wrk, True, relative=0.40),
-    # CPU per request at 5,000/s moved by up to 15 % between runs; 30 % is a regression.
+    # CPU per request at 5,000/s: 31.0-31.4 µs in those runs (±1 %); whole-pod figures at
+    # other rates and loads spread ±15 % (17-23 µs). Twice that: 30 %.
     Guard("pod CPU per request at 5,000/s", "µs", _cpu_per_request_us, False, relative=0.30),
-    # The project goal (±1 %); runs scatter by 0.05 %, so anything near 1 % is a change.
+    # The project goal (±1 %); runs scatter by 0.03-0.12 %, so anything near 1 % is a change.
     Guard("accuracy, worst uniform |achieved/target - 1|", "", _accuracy_error, False, limit=0.01),
-    # Worst in-force delay: 9-31 ms in recorded runs; the goal is 150 ms, the guard twice
-    # the worst seen so a slowed control path shows long before the goal is missed.
-    Guard("agility, worst rate change in force", "ms", _agility_worst, False, limit=62.0),
+    # Worst in-force delay: 10, 11 and 44 ms in the quick runs (9-31 ms in full runs); the goal
+    # is 150 ms, the guard twice the worst seen, so a slowed control path shows before the goal
+    # is missed.
+    Guard("agility, worst rate change in force", "ms", _agility_worst, False, limit=90.0),
 )
 
 

@@ -93,6 +93,16 @@ def pin_all_threads(cpu: int | None, pid: int | str = "self") -> None:
                 os.sched_setaffinity(int(tid), {cpu})
 
 
+def run_queue_wait() -> float:
+    """Seconds this thread (the event loop's) was runnable but not running (schedstat): the
+    part of the tick lag that other processes on the core cause, not the controller."""
+    try:
+        with open("/proc/thread-self/schedstat") as fh:
+            return int(fh.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -133,8 +143,10 @@ async def one_size(
             push_policy=POLICIES[policy],
         )
         mono0, cpu0, thread0 = time.monotonic(), cpu_seconds(), time.thread_time()
+        wait0 = run_queue_wait()
         summary = await controller.run()
         mono1, cpu1, thread1 = time.monotonic(), cpu_seconds(), time.thread_time()
+        waited = run_queue_wait() - wait0
     await asyncio.sleep(0.3)  # the last answers reach the server's bins
     t0, bin_s, counts = await asyncio.to_thread(server.bins)
     first = max(0, int((mono0 - t0) / bin_s))
@@ -159,6 +171,7 @@ async def one_size(
         "tickLagMsMax": round(figures.tick_lag_ms_max, 2),
         "controllerCpu": round((cpu1 - cpu0) / wall, 3),  # cores, the whole process
         "controllerLoopCpu": round((thread1 - thread0) / wall, 3),  # the event-loop thread
+        "loopWaitedForCpuMs": round(waited * 1000, 1),
         "pushesPerSecond": round(client.pushes / wall, 1),
         "pushesSkipped": figures.pushes_skipped,
         "pushFailures": figures.push_failures,
@@ -174,7 +187,8 @@ async def one_size(
     log(
         f"{count:3} pods, {policy:10}: tick lag p50/p99/max {result['tickLagMsP50']}/"
         f"{result['tickLagMsP99']}/{result['tickLagMsMax']} ms, controller cpu "
-        f"{result['controllerCpu']:.0%} (loop {result['controllerLoopCpu']:.0%}), pushes "
+        f"{result['controllerCpu']:.0%} (loop {result['controllerLoopCpu']:.0%}, waited for a "
+        f"CPU {result['loopWaitedForCpuMs']:.0f} ms), pushes "
         f"{result['pushesPerSecond']}/s, pulls {result['pullsPerSecond']}/s, arrived "
         f"{arrived} of {summary.target_requests:.0f} asked ({result['arrivedShare']}; "
         f"steady state {result['steadyShare']})"
