@@ -13,7 +13,6 @@ so N pods cost about N × PSS). Start-up is timed from just before the spawn to 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -21,7 +20,7 @@ import urllib.error
 from pathlib import Path
 from typing import Any
 
-from harness import Cores, Pod, http, log, measure, pin_self, step
+from harness import Cores, Pod, http, log, measure, pin_self, print_section, step
 from servers import Nginx
 
 LOAD_RATES = (1_000.0, 10_000.0, 30_000.0)
@@ -127,10 +126,7 @@ def main() -> int:
     pin_self(cores.server)
     with Nginx(cores.server) as nginx:
         section = footprint(cores, nginx, starts=args.starts, rates=LOAD_RATES)
-    text = json.dumps(section, indent=2)
-    if args.out:
-        args.out.write_text(text + "\n")
-    print(text)
+    print_section(section, args.out)
     return 0
 
 

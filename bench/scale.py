@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import resource
 import sys
@@ -32,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import uvloop
-from harness import Cores, log, pin_self
+from harness import Cores, log, pin_self, print_section
 from kar98k.controller import Controller
 from kar98k.controller.plan import PushPolicy
 from kar98k.controller.pods import PodEndpoint
@@ -261,10 +260,7 @@ def main() -> int:
     policies = tuple(args.policies.split(","))
     section = uvloop.run(run_scale(sizes, setting, cores, policies))
     section["goals"] = goals(section)
-    text = json.dumps(section, indent=2)
-    if args.out:
-        args.out.write_text(text + "\n")
-    print(text)
+    print_section(section, args.out)
     return 0
 
 
