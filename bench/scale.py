@@ -41,6 +41,7 @@ from kar98k_loadpod.client import PUSH_TIMEOUT, STATS_TIMEOUT, PodClient
 from kar98k_loadpod.plan import Plan
 from kar98k_loadpod.protocol import PlanAck
 from kar98k_loadpod.stats import PodStats
+from pod_footprint import memory_kib
 from servers import CountServer
 
 SIZES = (20, 50, 100)
@@ -224,10 +225,31 @@ async def run_scale(
                 for n in sizes
                 for policy in policies
             ]
+            out["podMemory"] = fleet_memory(pods)
         finally:
             pin_all_threads(cores.server)
             await pods.stop()
     return out
+
+
+def fleet_memory(pods: LocalPods) -> dict[str, float]:
+    """PSS and RSS of every pod after the runs (10/s each): what the fleet costs a node."""
+    pss = rss = 0
+    for pod in pods.pods:
+        mem = memory_kib(pod.pid)
+        pss, rss = pss + mem["Pss"], rss + mem["VmRSS"]
+    n = len(pods.pods)
+    result = {
+        "pods": n,
+        "pssTotalMiB": round(pss / 1024, 1),
+        "pssPerPodMiB": round(pss / 1024 / n, 1),
+        "rssPerPodMiB": round(rss / 1024 / n, 1),
+    }
+    log(
+        f"{n} pods: PSS {result['pssTotalMiB']} MiB in all, {result['pssPerPodMiB']} MiB each "
+        f"(RSS {result['rssPerPodMiB']} MiB each)"
+    )
+    return result
 
 
 def goals(section: dict[str, Any]) -> dict[str, bool]:
