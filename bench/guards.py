@@ -45,14 +45,15 @@ class Guard:
         if reference is not None and self.relative:
             bound = self.bound(reference)
             ok = value >= bound if self.higher_is_better else value <= bound
-            side = "≥" if self.higher_is_better else "≤"
+            side, sign = ("≥", "-") if self.higher_is_better else ("≤", "+")
             said.append(
-                f"reference {reference:.4g}, must be {side} {bound:.4g} (±{self.relative:.0%})"
+                f"reference {reference:.4g}, must be {side} {bound:.4g} "
+                f"(reference {sign}{self.relative:.0%})"
             )
         if self.limit is not None:
             within = value >= self.limit if self.higher_is_better else value <= self.limit
             ok = ok and within
-            said.append(f"goal {'≥' if self.higher_is_better else '≤'} {self.limit:g}")
+            said.append(f"bound {'≥' if self.higher_is_better else '≤'} {self.limit:g}")
         return ok, "; ".join(said)
 
 
