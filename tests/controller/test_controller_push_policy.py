@@ -130,3 +130,19 @@ async def test_lease_is_renewed_in_time_when_a_renewal_fails() -> None:
     assert worst < LEASE / 2, "a lease is renewed long before it runs out"
     assert all(p.ready for p in summary.pods), "two failures in a row do not mark it unready"
     assert math.isclose(max(gaps(pods[1])), RENEW)
+
+
+async def test_a_hundred_pods_renew_a_fifth_per_tick() -> None:
+    """The burst a flat curve costs: after the first round, at most ceil(100 / 5) pushes per
+    tick (pushing all 100 on one tick held the controller's loop ~15 ms)."""
+    pods = fake_pods(100)
+    summary = await controller(make_spec(duration="5s", pattern={"baseTPS": 1000}), pods).run()
+    per_tick: dict[int, int] = {}
+    for pod in pods:
+        for received in pod.plans[1:]:
+            tick = round(received.at / TICK)
+            per_tick[tick] = per_tick.get(tick, 0) + 1
+    assert max(per_tick.values()) == 20
+    # Every pod is renewed every 0.5 s: 5 s of 100 pods is ~1,000 pushes, not 5,000.
+    assert 1000 <= summary.controller.pushes <= 1100
+    assert all(p.last.rate == 10.0 for p in pods)
