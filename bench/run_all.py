@@ -1,6 +1,6 @@
 """kar98k load-pod benchmark: ceiling, accuracy, agility and gRPC, side by side with references.
 
-    .venv/bin/python bench/run_all.py                   # full suite, about 15 minutes
+    .venv/bin/python bench/run_all.py                   # full suite, about 12 minutes
     .venv/bin/python bench/run_all.py --only scale      # one section (http, agility, grpc, ...)
     .venv/bin/python bench/run_all.py --quick           # regression guards, under 3 minutes
 
