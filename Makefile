@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 HELM_VERSION := v3.21.4
 HELM := $(BIN)/helm
 
-.PHONY: setup demo test lint typecheck bench clean controlplane prometheus images podman-tools
+.PHONY: setup demo test lint typecheck bench bench-quick clean controlplane prometheus images podman-tools
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -77,6 +77,9 @@ test: $(STAMP) $(HELM) controlplane prometheus
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
+
+bench-quick: $(STAMP)
+	$(BIN)/python bench/run_all.py --quick $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

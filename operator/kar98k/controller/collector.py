@@ -1,6 +1,8 @@
 """Stats collection: pull the pods' cumulative stats, drain them at the end, merge the lot.
 
-Merges run in a worker thread (histogram read-outs cost milliseconds), one at a time.
+Merges run in a worker thread (histogram read-outs cost milliseconds), one at a time. At most
+PULL_CONCURRENCY pulls are in flight: a hundred answers parsed in one loop iteration (~0.2 ms
+each, request included) would hold a tick back by 20 ms; sixteen at a time cost ~3 ms.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from .pods import PodCallError
 
 log = logging.getLogger(__name__)
 
+PULL_CONCURRENCY = 16
+
 
 class StatsCollector:
     """The latest stats per pod (`book`) and the latest merge of them (`merged`)."""
@@ -30,14 +34,16 @@ class StatsCollector:
         self._merging: asyncio.Future[Merged] | None = None
 
     async def pull_all(self) -> None:
-        await asyncio.gather(*(self._pull(p) for p in self._fleet.in_pool()))
+        gate = asyncio.Semaphore(PULL_CONCURRENCY)
+        await asyncio.gather(*(self._pull(p, gate) for p in self._fleet.in_pool()))
 
-    async def _pull(self, pod: PodState) -> None:
+    async def _pull(self, pod: PodState, gate: asyncio.Semaphore) -> None:
         client = self._fleet.client
         assert client is not None
         sent_at = self._now_unix()
         try:
-            stats = await client.stats(pod.endpoint)
+            async with gate:
+                stats = await client.stats(pod.endpoint)
         except PodCallError as exc:
             self.failures += 1
             log.debug("%s", exc)

@@ -1,10 +1,11 @@
 """The controller core: one tick loop per LoadTest, shared by the local runner and the operator.
 
 Every `tick_interval` it asks the pattern engine for rate(t), splits it over the ready pods and
-pushes each pod its plan (fire-and-track: one task per push, never awaited by the tick, and a
-pod whose previous push is still pending is skipped for this tick). Every `stats_interval` it
-pulls the pods' cumulative stats and merges them. At `spec.duration` (or `stop()`) it stops
-pushing, drains every pod and returns the final RunSummary. No kopf, no kubernetes here.
+pushes its plan to each pod whose share moved or whose lease is due (`plan.PushPolicy`), fire-
+and-track: one task per push, never awaited by the tick, and a pod whose previous push is still
+pending is skipped for this tick. Every `stats_interval` it pulls the pods' cumulative stats and
+merges them. At `spec.duration` (or `stop()`) it stops pushing, drains every pod and returns
+the final RunSummary. No kopf, no kubernetes here.
 
 The parts: `clock` (elapsed and unix time of the run), `events` (what the listener is told),
 `fleet` (pod bookkeeping and plan pushes), `plan` (what a tick pushes), `collector` (stats
@@ -31,7 +32,7 @@ from .collector import StatsCollector
 from .events import ControllerEvent, Events
 from .fleet import PodFleet
 from .merge import Mark, Merged, Window, window_between
-from .plan import TickPlan
+from .plan import PushPolicy, TickPlan
 from .pods import PodApi, PodClient, PodSource
 from .safety import SafetyGuard
 from .series import SeriesBook
@@ -85,10 +86,13 @@ class Controller:
         clock: WallClock = time.time,
         client: PodApi | None = None,
         rate_limit: Callable[[float], float] | None = None,
+        push_policy: PushPolicy | None = None,
     ) -> None:
         """`clock` is the wall clock (unix seconds); the monotonic clock is the event loop's.
         `client` talks to the pods (default: a `PodClient` opened for the run). `rate_limit`
-        maps each tick's rate to the rate pushed (the operator's cluster-wide TPS budget)."""
+        maps each tick's rate to the rate pushed (the operator's cluster-wide TPS budget).
+        `push_policy` says which pods a tick pushes (default: those whose share moved, or
+        whose lease is due)."""
         if start.tzinfo is None:
             start = start.replace(tzinfo=UTC)
         self.name = name
@@ -100,7 +104,13 @@ class Controller:
         self._clock = RunClock(start.astimezone(UTC), clock)
         self._client = client
         self._events = Events(name, self._clock, on_event)
-        self._fleet = PodFleet(source, name=name, emit=self._events.emit)
+        self._fleet = PodFleet(
+            source,
+            name=name,
+            emit=self._events.emit,
+            policy=push_policy,
+            tick_interval=tick_interval,
+        )
         self._stats = StatsCollector(self._fleet, self._clock)
         self._engine = PatternEngine(spec.pattern, seed=seed, start=self._clock.start)
         self._manual: list[tuple[float, float, float]] = []
@@ -136,6 +146,11 @@ class Controller:
     @property
     def spec(self) -> LoadTestSpec:
         return self._spec
+
+    @property
+    def tick_lags(self) -> LagRecorder:
+        """How late the ticks ran (read-only use: benchmarks want percentiles beyond p99)."""
+        return self._lag
 
     @property
     def unready_after(self) -> int:
