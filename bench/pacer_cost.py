@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import cProfile
 import json
+import os
 import pstats
 import time
 
@@ -27,7 +28,7 @@ from kar98k_loadpod.recorder import Recorder
 from kar98k_loadpod.targets import Target
 
 
-async def one_window(target: Target, rate: float, seconds: float) -> tuple[int, float, int]:
+async def one_window(target: Target, rate: float, seconds: float) -> tuple[int, float, int, float]:
     rec = Recorder()
     pacer = Pacer(rec)
     executor = make_executor(target, 256)
@@ -41,12 +42,16 @@ async def one_window(target: Target, rate: float, seconds: float) -> tuple[int, 
         lease_seconds=seconds + 60,
     )
     await asyncio.sleep(0.5)  # connections open, caches warm
-    before, cpu0 = rec.requests, time.process_time()
+    before, cpu0, sys0 = rec.requests, time.process_time(), os.times().system
+    late0 = rec.late
     await asyncio.sleep(seconds)
     done, cpu = rec.requests - before, time.process_time() - cpu0
-    late = rec.late
+    system = os.times().system - sys0
+    late = rec.late - late0
+    if rec.errors:
+        print("errors:", rec.targets[target.name].outcomes)
     await pacer.close()
-    return done, cpu, late
+    return done, cpu, late, system
 
 
 def main() -> None:
@@ -62,11 +67,13 @@ def main() -> None:
     target = Target.model_validate({"name": "t", "url": args.url, "protocol": args.protocol})
     costs: list[float] = []
     lates: list[int] = []
+    system: list[float] = []
     profile = cProfile.Profile() if args.profile else None
     for _ in range(args.repeats):
         if profile is not None:
             profile.enable()
-        done, cpu, late = uvloop.run(one_window(target, args.rate, args.seconds))
+        done, cpu, late, sys_s = uvloop.run(one_window(target, args.rate, args.seconds))
+        system.append(1e6 * sys_s / max(1, done))
         if profile is not None:
             profile.disable()
         costs.append(1e6 * cpu / max(1, done))
@@ -75,6 +82,7 @@ def main() -> None:
         "rate": args.rate,
         "usPerSendMin": round(min(costs), 2),
         "usPerSend": [round(c, 2) for c in costs],
+        "kernelUsPerSend": [round(c, 2) for c in system],
         "late": lates,
     }
     if profile is not None:

@@ -252,6 +252,10 @@ class _Conn(asyncio.Protocol):
         elif waiter is not None and not waiter.done():
             waiter.set_result(outcome)
 
+    def awaiting(self) -> bool:
+        """An answer is due on this connection (its deadline applies)."""
+        return self.waiter is not None or self.done is not None
+
     def expire(self) -> None:
         """Deadline passed: answer 'timeout' and retire the connection (a late reply would
         otherwise be taken as the answer to the next request)."""
@@ -284,8 +288,10 @@ class _Pool:
         limit: int,
         sweep_interval: float,
         head: bool,
+        conn_class: type[_Conn] | None = None,
     ) -> None:
         self.loop = loop
+        self.conn_class = conn_class or _Conn
         self.host = host
         self.port = port
         self.ssl = ssl_context
@@ -306,11 +312,7 @@ class _Pool:
         now = self.loop.time()
         # Busy connections are found here, not tracked per request: the sweep runs every
         # 5-100 ms over at most `limit` connections, cheaper than a set update per send.
-        expired = [
-            conn
-            for conn in self.members
-            if conn.deadline <= now and (conn.waiter is not None or conn.done is not None)
-        ]
+        expired = [conn for conn in self.members if conn.deadline <= now and conn.awaiting()]
         for conn in expired:
             conn.expire()
         if not self.closing:
@@ -366,7 +368,7 @@ class _Pool:
                 return conn
 
     async def _connect(self, deadline: float) -> _Conn:
-        conn = _Conn(self)
+        conn = self.conn_class(self)
         # Counted from the start, so concurrent sends never open more than `limit`; `lost`
         # is the one place that uncounts, whichever way the connection ends.
         self.members.add(conn)
@@ -443,7 +445,12 @@ class FastHttp1Executor:
         self._probe_pool: _Pool | None = None
         self._retries: set[asyncio.Task[None]] = set()
 
-    def _new_pool(self, limit: int, timeout: float, head: bool) -> _Pool:
+    _conn_class: type[_Conn] = _Conn
+    """What the sending pool opens (the probe pool always opens plain `_Conn`s)."""
+
+    def _new_pool(
+        self, limit: int, timeout: float, head: bool, conn_class: type[_Conn] = _Conn
+    ) -> _Pool:
         # Created lazily: pools belong to the running loop.
         return _Pool(
             asyncio.get_running_loop(),
@@ -454,6 +461,7 @@ class FastHttp1Executor:
             limit=limit,
             sweep_interval=min(0.1, max(0.005, timeout / 20)),
             head=head,
+            conn_class=conn_class,
         )
 
     async def send(self) -> str:
@@ -462,7 +470,7 @@ class FastHttp1Executor:
             if self._invalid is not None:
                 return ERROR
             pool = self._pool = self._new_pool(
-                self._limit, self._timeout, self._target.method == "HEAD"
+                self._limit, self._timeout, self._target.method == "HEAD", self._conn_class
             )
             pool.retry = self._retry_pushed
         return await self._exchange(pool, self._request, self._timeout, self._retry_ok)
