@@ -28,25 +28,29 @@ from kar98k_loadpod.recorder import Recorder
 from kar98k_loadpod.targets import Target
 
 
-async def one_window(target: Target, rate: float, seconds: float) -> tuple[int, float, int, float]:
+async def one_window(
+    target: Target, rate: float, seconds: float, max_in_flight: int
+) -> tuple[int, float, int, float]:
     rec = Recorder()
     pacer = Pacer(rec)
-    executor = make_executor(target, 256)
+    executor = make_executor(target, max_in_flight)
     pacer.start()
     pacer.configure(
         rate=rate,
         arrival=Arrival.UNIFORM,
         seed=1,
-        max_in_flight=256,
+        max_in_flight=max_in_flight,
         slots=[Slot(target.name, executor, 1.0, rec.target(target.name))],
         lease_seconds=seconds + 60,
     )
     await asyncio.sleep(0.5)  # connections open, caches warm
     before, cpu0, sys0 = rec.requests, time.process_time(), os.times().system
+    thread0 = time.thread_time()
     late0 = rec.late
     await asyncio.sleep(seconds)
     done, cpu = rec.requests - before, time.process_time() - cpu0
     system = os.times().system - sys0
+    print(f"loop thread: {1e6 * (time.thread_time() - thread0) / max(1, done):.2f} us/send")
     late = rec.late - late0
     if rec.errors:
         print("errors:", rec.targets[target.name].outcomes)
@@ -61,6 +65,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=10_000)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--max-in-flight", type=int, default=256)
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
     assert "//127." in args.url or "//[::1]" in args.url, "loopback targets only"
@@ -72,7 +77,9 @@ def main() -> None:
     for _ in range(args.repeats):
         if profile is not None:
             profile.enable()
-        done, cpu, late, sys_s = uvloop.run(one_window(target, args.rate, args.seconds))
+        done, cpu, late, sys_s = uvloop.run(
+            one_window(target, args.rate, args.seconds, args.max_in_flight)
+        )
         system.append(1e6 * sys_s / max(1, done))
         if profile is not None:
             profile.disable()

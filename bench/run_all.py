@@ -51,7 +51,9 @@ from servers import (
 )
 
 RESULTS = BENCH / "results"
-MAX_RATE = 60_000.0
+MAX_RATE = 150_000.0
+PIPELINE_DEPTH = 16
+"""Depth of the opt-in pipelined HTTP/1.1 variant (KAR98K_HTTP1_PIPELINE)."""
 ACHIEVED_MIN = 0.99
 LATE_MAX = 0.01
 CONFIRM_TRIES = 3
@@ -402,6 +404,10 @@ def http1_switch_supported() -> bool:
     return "KAR98K_HTTP1_CLIENT" in source.read_text()
 
 
+def pipelining_supported() -> bool:
+    return (REPO / "loadpod" / "kar98k_loadpod" / "executors" / "http1_pipeline.py").exists()
+
+
 def http_section(cores: Cores, budget: Budget, out: dict[str, Any]) -> None:
     with Nginx(cores.server) as nginx:
         url = nginx.url
@@ -426,16 +432,25 @@ def http_section(cores: Cores, budget: Budget, out: dict[str, Any]) -> None:
         out["http"]["reference"] = ref
 
         variants: list[str | None] = ["fast", "aiohttp"] if http1_switch_supported() else [None]
+        if http1_switch_supported() and pipelining_supported():
+            variants.insert(1, "fast-pipelined")
         ceilings: dict[str, Any] = {}
         for variant in variants:
             name = variant or "default"
-            with (
-                step(f"load pod ceiling ({name} HTTP/1.1 client)"),
-                Pod(cores.generator, http1_client=variant) as pod,
-            ):
-                ceilings[name] = find_ceiling(
-                    pod, targets, nginx.count, 1, budget, server_proc=nginx
-                )
+            # The pipelined variant is the fast client with KAR98K_HTTP1_PIPELINE set.
+            pipelined = variant == "fast-pipelined"
+            if pipelined:
+                os.environ["KAR98K_HTTP1_PIPELINE"] = str(PIPELINE_DEPTH)
+            try:
+                with (
+                    step(f"load pod ceiling ({name} HTTP/1.1 client)"),
+                    Pod(cores.generator, http1_client="fast" if pipelined else variant) as pod,
+                ):
+                    ceilings[name] = find_ceiling(
+                        pod, targets, nginx.count, 1, budget, server_proc=nginx
+                    )
+            finally:
+                os.environ.pop("KAR98K_HTTP1_PIPELINE", None)
         out["http"]["ceiling"] = ceilings
         main = ceilings["fast" if "fast" in ceilings else "default"]
         ceiling = float(main["ceiling"])
@@ -443,6 +458,10 @@ def http_section(cores: Cores, budget: Budget, out: dict[str, Any]) -> None:
             "podToWrk": round(ceiling / ref["wrk"], 4),
             "podToLocust": round(ceiling / ref["locust"], 3),
         }
+        if "fast-pipelined" in ceilings:
+            piped = float(ceilings["fast-pipelined"]["ceiling"])
+            out["http"]["ratios"]["pipelinedToWrk"] = round(piped / ref["wrk"], 4)
+            out["http"]["ratios"]["pipelinedToLocust"] = round(piped / ref["locust"], 3)
         rates = accuracy_rates(ceiling)
         with step(f"accuracy at {rates}"):
             out["http"]["accuracy"] = accuracy(
