@@ -144,3 +144,44 @@ def test_pipelining_is_opt_in_and_only_for_safe_methods(monkeypatch: pytest.Monk
     assert pipeline_depth(get) == MAX_DEPTH
     monkeypatch.setenv(PIPELINE_ENV, "many")
     assert pipeline_depth(get) == 1
+
+
+async def scenario_timeout_ends_every_request_on_the_connection() -> None:
+    # The server reads but never answers: the three requests queued on one connection all
+    # end as 'timeout' when the head's deadline passes, and the connection is not reused.
+    seen: list[bytes] = []
+
+    class Silent(asyncio.Protocol):
+        def data_received(self, data: bytes) -> None:
+            seen.append(data)
+
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(Silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    url = f"http://127.0.0.1:{port}/"
+    target = Target.model_validate({"name": "t", "url": url, "timeout": "200ms"})
+    executor = PipelinedHttp1Executor(target, 8, 4)
+    answers: list[tuple[int, str]] = []
+    try:
+        opening = asyncio.ensure_future(executor.send())  # opens the one connection
+        await wait_until(lambda: executor._pool is not None and executor._pool.count == 1)
+        assert await opening == "timeout"
+        # That connection was aborted; open a fresh idle one for the pushes.
+        await wait_until(lambda: executor._pool is not None and executor._pool.count == 0)
+        assert executor._pool is not None
+        conn = await executor._pool.acquire_slow(loop.time() + 5)
+        executor._pool.release(conn)
+        for i in range(3):
+            assert executor.push(lambda token, outcome: answers.append((token, outcome)), i)
+        await wait_until(lambda: len(answers) == 3, within=5.0, what="three timeouts")
+        assert answers == [(0, "timeout"), (1, "timeout"), (2, "timeout")]
+        assert conn.closed and conn not in executor._pool.idle
+        assert b"".join(seen).count(b"GET / HTTP/1.1") == 4  # one batch write of three
+    finally:
+        await executor.close()
+        server.close()
+
+
+def test_pipelined_timeout_on_uvloop() -> None:
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(scenario_timeout_ends_every_request_on_the_connection())
