@@ -13,8 +13,8 @@ Why it looks like this:
 - The lease deadline is checked on the same tick: past it nothing more is sent.
 - An executor that can start a send synchronously (`Pusher.push`, e.g. the fast HTTP/1.1
   client with an idle connection) is driven without a task: no coroutine, task or future per
-  send, the answer arrives as a callback. That path costs about half the CPU of the task
-  path (docs/performance.md); anything it cannot take (no idle connection) goes the task way.
+  send, the answer arrives as a callback (41 -> 23 Python calls per send, 3-30 % less CPU:
+  docs/performance.md); anything it cannot take (no idle connection) goes the task way.
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
 """Lean HTTP/1.1 executor: asyncio Protocols, httptools' C parser, pre-rendered requests.
 
 Same interface and outcome keys as the aiohttp executor (`http1.py`), built for rate: a
-send costs one buffer write, one future and the parser's C callbacks, with no per-request
-header objects, URL handling or stream readers.
+send costs one buffer write and the parser's C callbacks (plus a future on the `send()`
+path), with no per-request header objects, URL handling or stream readers.
 
-- One request at a time per connection (no pipelining), over a keep-alive pool of at most
-  `max_in_flight` connections; idle connections are reused last-in first-out (warm ones).
+- One request at a time per connection (pipelining is opt-in: `http1_pipeline.py`), over a
+  keep-alive pool of at most `max_in_flight` connections; idle connections are reused
+  last-in first-out (warm ones).
 - Two ways in: `send()` (a coroutine, opens connections when none is idle) and `push()` (the
   pacer's task-free path: takes an idle connection or declines, answers through a callback).
 - Bodies are drained by the parser without being kept (`on_body` is not defined), whether
