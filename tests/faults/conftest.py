@@ -7,27 +7,15 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from faults.podwatch import PodProcess, pod_process
+from faults.podwatch import PodProcess, pod_process, ready_client
 from kit.counting_server import CountServer, counting_server
-from kit.loadpod import Pod, client_for
-from kit.wait import wait_until
+from kit.loadpod import Pod
 
 
 @pytest.fixture(scope="module")
 def count_server() -> Iterator[CountServer]:
     with counting_server() as server:
         yield server
-
-
-async def ready_client(proc: PodProcess) -> AsyncIterator[Pod]:
-    async with client_for(proc.base) as pod:
-
-        async def ready() -> bool:
-            status, _ = await pod.call("GET", "/readyz", token=None)
-            return bool(status == 200)
-
-        await wait_until(ready, 10.0, what="load pod ready")
-        yield pod
 
 
 @pytest.fixture

@@ -14,13 +14,22 @@ import contextlib
 import os
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kar98k_loadpod.plan import Plan
 from kar98k_loadpod.stats import PodStats
-from kit.loadpod import TOKEN, Pod, clean_env, loadpod_command, read_line, stop_process
+from kit.loadpod import (
+    TOKEN,
+    Pod,
+    clean_env,
+    client_for,
+    loadpod_command,
+    read_line,
+    stop_process,
+)
+from kit.wait import wait_until
 
 RENEW_S = 0.25
 """How often the plan is pushed again (a controller pushes every 100 ms; the lease is 2 s)."""
@@ -75,6 +84,17 @@ def pod_process(workdir: Path, resolv_conf: Path | None = None) -> Iterator[PodP
         yield PodProcess(proc, base, stderr)
     finally:
         stop_process(proc)
+
+
+async def ready_client(proc: PodProcess) -> AsyncIterator[Pod]:
+    async with client_for(proc.base) as pod:
+
+        async def ready() -> bool:
+            status, _ = await pod.call("GET", "/readyz", token=None)
+            return bool(status == 200)
+
+        await wait_until(ready, 10.0, what="load pod ready")
+        yield pod
 
 
 @dataclass
