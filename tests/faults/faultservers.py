@@ -50,22 +50,18 @@ async def _never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
     await reader.read()  # until the pod gives up and closes
 
 
-async def _endless_headers(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    await _read_head(reader)
-    writer.write(b"HTTP/1.1 200 OK\r\n")
-    while not writer.is_closing():
-        writer.write(_HEAD_CHUNK)
-        await writer.drain()
-        await asyncio.sleep(_STREAM_PAUSE_S)
+def _endless(head: bytes, chunk: bytes) -> Handler:
+    """A handler that answers `head`, then writes `chunk` forever (paced) until the pod hangs up."""
 
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_head(reader)
+        writer.write(head)
+        while not writer.is_closing():
+            writer.write(chunk)
+            await writer.drain()
+            await asyncio.sleep(_STREAM_PAUSE_S)
 
-async def _endless_body(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    await _read_head(reader)
-    writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
-    while not writer.is_closing():
-        writer.write(_BODY_CHUNK)
-        await writer.drain()
-        await asyncio.sleep(_STREAM_PAUSE_S)
+    return handler
 
 
 async def _reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -85,8 +81,8 @@ async def _garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -
 
 BEHAVIOURS: dict[str, Handler] = {
     "never-answer": _never_answer,
-    "endless-headers": _endless_headers,
-    "endless-body": _endless_body,
+    "endless-headers": _endless(b"HTTP/1.1 200 OK\r\n", _HEAD_CHUNK),
+    "endless-body": _endless(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", _BODY_CHUNK),
     "reset": _reset,
     "tls-garbage": _garbage,
     # A TLS server whose certificate the pod does not trust: the handshake fails on the
