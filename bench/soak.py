@@ -13,9 +13,10 @@ the integral up to edge effects and the 1 % check measures pacing, not Poisson n
     .venv/bin/python bench/soak.py --duration 75s --every 15s --json /tmp/soak.json
 
 Checks (exit 1 when one fails): per window achieved/target within --rate-tolerance; each pod's
-RSS within --rss-tolerance of its first window's; each pod's descriptors in the second half
-of the run at most --fd-slack above the most it had open in the first half (connections open
-as concurrency needs them, and a spike needs more).
+RSS within --rss-tolerance of its first window's; each pod's descriptors back to its idle
+count once the run has drained (any leak stays), and while running at most its idle count +
+maxInFlight (the connection pool's bound) + --fd-slack: connections open as concurrency needs
+them and stay open for reuse, so a spike or a stalled loop steps the count up.
 Prints a table and writes JSON. Traffic goes to 127.0.0.1 only. The soak, its pods and the
 counting server run at the bench harness's raised priority (when root), like every benchmark.
 """
@@ -71,6 +72,9 @@ class Result:
     load_average: tuple[float, float, float]
     samples: list[Sample] = field(default_factory=list)
     run: dict[str, Any] = field(default_factory=dict)  # the controller's own figures
+    idle_fds: list[int] = field(default_factory=list)  # each pod before the run
+    drained_fds: list[int] = field(default_factory=list)  # each pod once the run has drained
+    max_in_flight: int = 0
     failures: list[str] = field(default_factory=list)
 
 
@@ -103,6 +107,17 @@ def spike_seconds(engine: PatternEngine, a: float, b: float, step: float = 0.1) 
     return round(sum(step for i in range(steps) if engine.at(a + i * step).spike_active), 1)
 
 
+async def settled_fds(pids: list[int], idle: list[int], within: float = 10.0) -> list[int]:
+    """Each pod's descriptors once a drain has closed its executors (back to `idle`), or
+    as they stand after `within` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        now = [open_fds(pid) for pid in pids]
+        if all(n <= i for n, i in zip(now, idle, strict=True)) or time.monotonic() > deadline:
+            return now
+        await asyncio.sleep(0.1)
+
+
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -130,6 +145,8 @@ async def run(duration: float, every: float, pods: int, seed: int) -> Result:
             pids = [pod.pid for pod in local.pods]
             for pid in pids:
                 raise_priority(pid)
+            result.idle_fds = [open_fds(pid) for pid in pids]
+            result.max_in_flight = spec.load_pods.max_in_flight
             start = datetime.now(UTC)
             # CLOCK_MONOTONIC (the server's bins) to curve time: one offset, taken now.
             mono_to_curve = time.time() - time.monotonic() - start.timestamp()
@@ -154,6 +171,7 @@ async def run(duration: float, every: float, pods: int, seed: int) -> Result:
                 print(f"  {k * every:6.0f} s sampled", file=sys.stderr, flush=True)
             controller.stop()
             summary = await task
+            result.drained_fds = await settled_fds(pids, result.idle_fds)
         result.run = {
             "requests_total": summary.requests_total,
             "target_requests": round(summary.target_requests, 1),
@@ -197,10 +215,12 @@ def judge(result: Result, *, rate_tolerance: float, rss_tolerance: float, fd_sla
         result.failures.append("no windows measured")
         return
     first = samples[0]
-    # Connections open as concurrency needs them (a spike opens more, kept alive for reuse):
-    # a leak is growth beyond what the first half of the run ever needed.
-    half = (len(samples) + 1) // 2
-    early_fds = [max(s.fds[pod] for s in samples[:half]) for pod in range(result.pods)]
+    # Connections open as concurrency needs them and stay open for reuse (a spike, or a
+    # stalled loop, opens more): while running, a pod may hold up to its pool's bound; once
+    # drained it must be back to its idle count, or something leaked.
+    for pod, (idle, drained) in enumerate(zip(result.idle_fds, result.drained_fds, strict=True)):
+        if drained > idle:
+            result.failures.append(f"pod {pod}: {drained} fds after the drain, {idle} idle")
     for i, s in enumerate(samples):
         if abs(s.ratio - 1) > rate_tolerance:
             result.failures.append(f"window {i}: achieved/target {s.ratio:.4f}")
@@ -209,8 +229,9 @@ def judge(result: Result, *, rate_tolerance: float, rss_tolerance: float, fd_sla
                 result.failures.append(
                     f"window {i}: pod {pod} RSS {rss} KiB vs {first.rss_kib[pod]}"
                 )
-            if i >= half and fds > early_fds[pod] + fd_slack:
-                result.failures.append(f"window {i}: pod {pod} {fds} fds vs {early_fds[pod]}")
+            bound = result.idle_fds[pod] + result.max_in_flight + fd_slack
+            if fds > bound:
+                result.failures.append(f"window {i}: pod {pod} {fds} fds, bound {bound}")
 
 
 def table(result: Result) -> str:
@@ -228,6 +249,7 @@ def table(result: Result) -> str:
         rows.append(
             f"{span} {s.spike_s:7.1f} {s.target:9.0f} {s.achieved:9d} {s.ratio:7.4f}  {cells}"
         )
+    rows.append(f"fds idle {result.idle_fds}, after the drain {result.drained_fds}")
     rows.append(f"controller: {result.run}")
     rows.append("PASS" if not result.failures else "FAIL: " + "; ".join(result.failures))
     return "\n".join(rows)

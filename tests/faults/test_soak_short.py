@@ -38,6 +38,8 @@ def test_short_soak_holds_rate_and_descriptors(tmp_path: Path) -> None:
     assert any(s["spike_s"] > 0 for s in samples), "no spike in the run: the check saw none"
     # The controller's own books agree with the server: every request asked for was sent.
     assert doc["run"]["dropped"] == 0 and doc["run"]["errors_total"] == 0, doc["run"]
+    # Drained, every pod is back to the descriptors it had before the run: nothing leaked.
+    assert all(d <= i for d, i in zip(doc["drained_fds"], doc["idle_fds"], strict=True)), doc
     assert proc.returncode == 0, proc.stdout
     for s, ratio in zip(samples, doc["ratios"], strict=True):
         assert abs(ratio - 1) <= 0.02, s
