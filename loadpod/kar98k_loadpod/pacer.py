@@ -4,8 +4,9 @@ Why it looks like this:
 - Sends that are due fire in batches on a ~1 ms tick. Sleeping per request does not work:
   uvloop returns at once from sleeps shorter than ~0.5 ms and the pacer would busy-spin.
 - A rate change re-anchors the schedule: the next intended time lies within one gap at the
-  new rate from now (Poisson: now + a fresh gap; uniform: last send + 1/rate, at the earliest
-  now). No stale slots, no pre-held tokens, so it is in force within one gap.
+  new rate from now (Poisson: now + a fresh gap; uniform: what was left of the current gap,
+  rescaled to the new rate, so sends follow the integral of the rate exactly, overdue ones
+  staying due). No stale slots, no pre-held tokens, so it is in force within one gap.
 - At most `max_in_flight` sends run at once. A due send that finds no free slot waits in
   a bounded line (about one second of arrivals) and starts when a slot frees, late; when the
   line is full it is dropped. Memory stays flat under a stalled target, and latency measured
@@ -218,9 +219,10 @@ class Pacer:
         self._max_in_flight = max_in_flight
         self._deadline = now + lease_seconds
         if rate != self._rate or arrival != self._arrival:
+            previous = self._rate if arrival == self._arrival else 0.0
             self._rate = rate
             self._arrival = arrival
-            self._next = self._anchor(now) if rate > 0 else math.inf
+            self._next = self._anchor(now, previous) if rate > 0 else math.inf
             if rate <= 0:
                 self._drop_waiting()
         self._waiting_cap = max(1, min(MAX_WAITING, math.ceil(rate * WAITING_SECONDS)))
@@ -314,14 +316,21 @@ class Pacer:
 
     # --- the loop ------------------------------------------------------------------------------
 
-    def _anchor(self, now: float) -> float:
-        """The first intended time at a new rate: within one new gap of now, never before now.
+    def _anchor(self, now: float, previous: float) -> float:
+        """The first intended time at a new rate: within one new gap of now.
 
-        Poisson draws a fresh gap from now (memoryless, so exact). Uniform keeps its spacing
-        from the last send (last + 1/rate, at the earliest now): a controller re-pushing a
-        slowly varying rate every 100 ms must not postpone the next send at every push.
+        Poisson draws a fresh gap from now (memoryless, so exact). Uniform rescales what is
+        left of the gap in progress (`previous` is the uniform rate it was drawn at, 0 if
+        none): the time still to wait at the old rate becomes the same share of a gap at the
+        new one. A controller re-pushes a varying rate every 100 ms: restarting the gap at
+        every push would postpone sends, and clamping it to now would drop the share already
+        waited (a soak measured ~1 % too few sends); a send overdue when the plan lands (a
+        busy loop) stays overdue and fires at once. From a stop (no gap in progress) the next
+        send is one gap after the last, at the earliest now.
         """
         if self._arrival is Arrival.UNIFORM:
+            if previous > 0 and self._next != math.inf:
+                return now + (self._next - now) * previous / self._rate
             return max(now, self._last + 1.0 / self._rate)
         return now + self._arrivals.expovariate(self._rate)
 

@@ -14,6 +14,9 @@ path), with no per-request header objects, URL handling or stream readers.
 - `Connection: close` from the server, or a parse error, retires the connection.
 - A request sent on a reused keep-alive connection that the server had already closed
   (the keep-alive race) is retried once on a fresh one, for idempotent methods only.
+- A response head (status line and headers) longer than `MAX_RESPONSE_HEAD` is an 'error' and
+  retires the connection: a target streaming headers forever is cut at once, not held until
+  the timeout. Bodies are bounded by the timeout alone (they are drained, never kept).
 - Timeouts: one sweep timer per pool checks the deadlines of busy connections instead of
   one timer per request; a timed-out connection is aborted, never reused.
 - TLS through the executors' shared client context: verified unless the target sets
@@ -49,6 +52,8 @@ _STATUS_KEYS: Final[tuple[str, ...]] = ("error", "1xx", "2xx", "3xx", "4xx", "5x
 _RETRY: Final = "retry"
 _SAFE_PATH: Final = "/%:@!$&'()*+,;=-._~"
 _SAFE_QUERY: Final = _SAFE_PATH + "?"
+MAX_RESPONSE_HEAD: Final = 64 * 1024
+"""Bytes a response may take before its headers end (curl allows 100 KiB, nginx 32 KiB)."""
 
 Done = Callable[[Any, str], None]
 """A pushed send's completion callback: (the caller's token, outcome key)."""
@@ -132,6 +137,7 @@ class _Conn(asyncio.Protocol):
         "deadline",
         "done",
         "got_bytes",
+        "head_bytes",
         "headers_done",
         "parser",
         "pool",
@@ -151,6 +157,7 @@ class _Conn(asyncio.Protocol):
         self.deadline = 0.0
         self.headers_done = False
         self.got_bytes = False
+        self.head_bytes = 0
         self.closed = False
         self.used = False  # has completed at least one request (a reused connection)
         self._head = pool.head
@@ -171,6 +178,12 @@ class _Conn(asyncio.Protocol):
         except Exception:  # HttpParserError, HttpParserUpgrade: the stream is unusable
             self._finish(ERROR)
             self.abort()
+            return
+        if not self.headers_done and (self.waiter is not None or self.done is not None):
+            self.head_bytes += len(data)
+            if self.head_bytes > MAX_RESPONSE_HEAD:
+                self._finish(ERROR)
+                self.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -228,6 +241,7 @@ class _Conn(asyncio.Protocol):
         self.deadline = deadline
         self.headers_done = False
         self.got_bytes = False
+        self.head_bytes = 0
         assert self.transport is not None
         self.transport.write(data)
         return waiter
@@ -239,6 +253,7 @@ class _Conn(asyncio.Protocol):
         self.deadline = deadline
         self.headers_done = False
         self.got_bytes = False
+        self.head_bytes = 0
         assert self.transport is not None
         self.transport.write(data)
 
