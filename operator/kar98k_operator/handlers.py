@@ -21,6 +21,7 @@ from .config import OperatorConfig
 from .kube import Kube, connection_from_environment
 from .lifecycle import LoadTestRunner, RunContext
 from .metrics import Book
+from .peering import PEERING_GRACE, PEERING_LIFETIME, default_priority
 from .schedules import ScheduleSupervisor
 
 log = logging.getLogger(__name__)
@@ -30,10 +31,6 @@ log = logging.getLogger(__name__)
 INSTANT_EXIT = 4.0
 CANCELLATION_BACKOFF = 10.0
 CANCELLATION_TIMEOUT = 5.0
-PEERING_LIFETIME = 10
-# With peering, replicas that start together each see only themselves for a moment; no run is
-# started before the peers had this long to see each other (and all but one to pause).
-PEERING_GRACE = 3.0
 
 
 @dataclass
@@ -46,6 +43,7 @@ class OperatorState:
     supervisors: dict[str, ScheduleSupervisor] = field(default_factory=dict)
     kube: Kube | None = None
     peering: bool = False
+    priority: int | None = None  # --peering-priority; None: by startup time (peering.py)
     started: float = field(default_factory=time.monotonic)
     _budget: TpsBudget | None = field(default=None, repr=False)
 
@@ -104,8 +102,12 @@ def _state(memo: Any) -> OperatorState:
 
 
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-    """Keep kopf's bookkeeping in our own annotations and its chatter out of Events."""
+def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
+    """Keep kopf's bookkeeping in our own annotations and its chatter out of Events; rank this
+    replica among its peers by now, just before its first keep-alive is posted."""
+    state = _state(memo)
+    state.started = time.monotonic()
+    settings.peering.priority = default_priority() if state.priority is None else state.priority
     settings.persistence.finalizer = f"{names.GROUP}/operator"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
         prefix=names.KOPF_PREFIX
@@ -119,8 +121,6 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 10
     settings.background.instant_exit_timeout = INSTANT_EXIT
-    # A SIGKILLed leader is presumed dead this long after its last keep-alive; then a standby
-    # replica takes over (its daemons resume every run from status). kopf's default is 60 s.
     settings.peering.lifetime = PEERING_LIFETIME
 
 

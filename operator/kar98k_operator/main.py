@@ -9,9 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import random
 import sys
-import time
 from collections.abc import Sequence
 
 import kopf
@@ -20,7 +18,6 @@ from . import metrics
 from .config import OperatorConfig
 
 # Start times are counted down from here (the year 2286), so earlier starts get higher priorities.
-PRIORITY_EPOCH_MS = 10**13
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,18 +70,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def default_priority(now: float | None = None) -> int:
-    """A peering priority that is higher for replicas that started earlier.
-
-    kopf pauses every replica that sees a live peer of higher *or equal* priority, so equal
-    priorities (kopf's default 0 for all) would pause them all and nothing would run. Ordering by
-    start time keeps the running leader in charge when a new replica joins (no needless handover
-    mid-run); the random last digits break ties between replicas started in the same millisecond.
-    """
-    started_ms = int((time.time() if now is None else now) * 1000)
-    return (PRIORITY_EPOCH_MS - started_ms) * 1000 + random.randrange(1000)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     kopf.configure(
@@ -95,7 +80,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The handlers register themselves with kopf's default registry on import.
     from .handlers import OperatorState  # noqa: PLC0415
 
-    state = OperatorState(config=OperatorConfig.from_env(), peering=args.peering is not None)
+    state = OperatorState(
+        config=OperatorConfig.from_env(),
+        peering=args.peering is not None,
+        priority=args.peering_priority,
+    )
     if args.metrics_port:
         try:
             metrics.serve(state.book, args.metrics_address, args.metrics_port)
@@ -108,7 +97,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         liveness_endpoint=args.liveness or None,
         standalone=args.peering is None,
         peering_name=args.peering,
-        priority=default_priority() if args.peering_priority is None else args.peering_priority,
         memo=kopf.Memo(state=state),
     )
     return 0

@@ -110,10 +110,15 @@ class Cluster:
         *,
         action: str = "install",
     ) -> None:
-        """`helm install` of the chart as shipped (its crds/ included), waiting for Ready."""
+        """`helm install` of the chart as shipped (its crds/ included), waiting for Ready.
+
+        An upgrade resets to the chart's defaults plus `values`: without `--reset-values`,
+        helm keeps the previous release's values whenever none are given."""
         args = [action, release, str(CHART), "-n", namespace, "--wait", "--timeout", "120s"]
         if action == "install":
             args.append("--create-namespace")
+        else:
+            args.append("--reset-values")
         if values:
             file = self.workdir / f"values-{release}.yaml"
             file.write_text(yaml.safe_dump(values))

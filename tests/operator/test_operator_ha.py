@@ -18,8 +18,8 @@ from cluster.operator_pod import CONTAINER, InClusterOperator
 from conftest import REAL_KUBECONFIG, Target
 from kar98k.pattern import PatternEngine
 from kar98k.spec import parse_spec
-from kar98k_operator.handlers import PEERING_LIFETIME
 from kar98k_operator.kube import Kube
+from kar98k_operator.peering import PEERING_LIFETIME
 from lt_helpers import apply, children, events_of, manifest, running_with, wait_status
 
 pytestmark = pytest.mark.slow

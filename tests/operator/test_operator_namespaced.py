@@ -75,9 +75,11 @@ async def test_namespaced_operator_runs_its_namespace_and_leaves_others_alone(
         raise AssertionError(f"{exc}\noperator log:\n{operator.tail()}") from None
     mine = await children(api, "team-a", "mine")
     assert [len(mine[k]) for k in ("deployments", "secrets", "pods")] == [1, 1, 1]
-    # One LoadTest's worth of traffic arrives, not two.
-    rate = await target.rate(2.0)
-    assert RATE * 0.75 <= rate <= RATE * 1.25, f"the target saw {rate:.1f} req/s"
+    # One LoadTest's worth of traffic arrives, not two: the bounds sit halfway to none and to
+    # two (a pod catching up after a stall of a busy machine sends above its rate for a moment;
+    # 52 req/s was seen in one 2 s window of a full-suite run).
+    rate = await target.rate(4.0)
+    assert RATE * 0.5 <= rate <= RATE * 1.5, f"the target saw {rate:.1f} req/s"
 
     # team-b's LoadTest is exactly as it was created: no status, no finalizer, no kopf
     # annotations, the same resourceVersion; no children and no events either.

@@ -303,6 +303,9 @@ def chart_values(cluster: ClusterUnderTest, values: dict[str, Any]) -> Iterator[
     finally:
         local.install_chart(RELEASE, OPERATOR_NAMESPACE, None, action="upgrade")
         operator.wait_healthy(timeout=120.0)
+        # The tests after this one need the defaults back: say so here if they are not.
+        env = _operator_env(cluster)
+        assert (env["KAR98K_MAX_TOTAL_TPS"], env["KAR98K_ALLOWED_TARGETS"]) == ("0", ""), env
 
 
 @pytest.mark.slow

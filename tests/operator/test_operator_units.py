@@ -21,6 +21,7 @@ from kar98k_operator.children import (
 )
 from kar98k_operator.config import OperatorConfig
 from kar98k_operator.main import build_parser
+from kar98k_operator.peering import default_priority
 from kar98k_operator.pool import PodPool, control_port, is_ready, why_not_ready
 from kar98k_operator.spike_annotation import parse_spike
 from kar98k_operator.status import StatusWriter, summary_figures
@@ -309,3 +310,10 @@ def test_template_changes_name_each_pod_template_field_that_changed() -> None:
         "spec.loadPods.separate",
     ]
     assert template_changes(old, old) == []
+
+
+def test_an_earlier_startup_ranks_higher_and_ties_are_broken() -> None:
+    now = 1_800_000_000.0
+    assert default_priority(now) > default_priority(now + 0.001)  # 1 ms later: lower
+    draws = {default_priority(now) for _ in range(50)}
+    assert len(draws) > 1  # the same millisecond: not all equal (equal pauses everyone)
