@@ -41,6 +41,7 @@ from harness import (
     run_pinned,
     step,
 )
+from http2_bench import h2_section, table_rows
 from kar98k_loadpod.histogram import LatencyHistogram
 from servers import (
     CountServer,
@@ -594,6 +595,7 @@ def table(out: dict[str, Any]) -> str:
         )
     if g.get("skipped"):
         rows.append(("gRPC", "skipped", g["skipped"][:60]))
+    rows += table_rows(out.get("h2", {}))
     width = [max(len(r[i]) for r in rows) for i in range(3)] if rows else [0, 0, 0]
     lines = [f"{'measure':<{width[0]}}  {'figure':>{width[1]}}  note", "-" * (sum(width) + 8)]
     lines += [f"{a:<{width[0]}}  {b:>{width[1]}}  {c}" for a, b, c in rows]
@@ -623,13 +625,13 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="shorter windows (about 3 minutes)")
     parser.add_argument(
         "--only",
-        choices=("http", "agility", "grpc"),
+        choices=("http", "agility", "grpc", "h2"),
         action="append",
         help="run only these sections (repeatable)",
     )
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     args = parser.parse_args()
-    sections = args.only or ["http", "agility", "grpc"]
+    sections = args.only or ["http", "agility", "grpc", "h2"]
     budget = Budget.pick(args.quick)
     cores = Cores.detect()
     pin_self(cores.server)  # the harness itself stays off the generator core
@@ -656,6 +658,7 @@ def main() -> int:
         "criteria": {"achievedMin": ACHIEVED_MIN, "lateMax": LATE_MAX},
         "http": {},
         "grpc": {},
+        "h2": {},
     }
     print(f"kar98k bench ({out['mode']}): {cores.describe()}", file=sys.stderr)
     if "http" in sections:
@@ -665,6 +668,8 @@ def main() -> int:
             out["agility"] = agility(cores, budget)
     if "grpc" in sections:
         grpc_section(cores, budget, out)
+    if "h2" in sections:
+        h2_section(cores, budget, out["h2"], find_ceiling)
     out["goals"] = goals(out)
     out["seconds"] = round(time.monotonic() - started, 1)
     out["loadAverage"] = {
