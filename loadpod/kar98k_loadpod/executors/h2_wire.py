@@ -139,18 +139,48 @@ def headers_frames(stream_id: int, block: bytes, *, end_stream: bool, max_frame:
     return b"".join(out)
 
 
-def only_indexed(block: bytes) -> bool:
-    """True when every field of `block` is an indexed one: decoding it changes no table, so
-    its meaning stays the same until a block that does change the table arrives."""
+def _skip_integer(block: bytes, i: int, prefix_bits: int) -> tuple[int, int]:
+    """(value, index after it) of the HPACK integer starting at block[i]; (-1, n) if cut."""
+    n = len(block)
+    limit = (1 << prefix_bits) - 1
+    value = block[i] & limit
+    i += 1
+    if value < limit:
+        return value, i
+    shift = 0
+    while i < n:
+        byte = block[i]
+        i += 1
+        value += (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, i
+    return -1, n
+
+
+def table_neutral(block: bytes) -> bool:
+    """True when decoding `block` leaves the decoder's dynamic table as it was: indexed
+    fields and literals without (or never) indexing only. Its meaning then stays the same
+    until a block that does change the table arrives, so it can be decoded once."""
     i, n = 0, len(block)
     while i < n:
-        if not block[i] & 0x80:
+        first = block[i]
+        if first & 0x80:  # indexed field
+            _, i = _skip_integer(block, i, 7)
+            continue
+        if first & 0xE0:  # 01xxxxxx: adds to the table; 001xxxxx: resizes it
             return False
-        if block[i] & 0x7F == 0x7F:  # multi-byte index
-            i += 1
-            while i < n and block[i] & 0x80:
-                i += 1
-        i += 1
+        name, i = _skip_integer(block, i, 4)  # 0000xxxx / 0001xxxx: literal, not indexed
+        strings = 2 if name == 0 else 1
+        for _ in range(strings):
+            if i >= n:
+                return False
+            length, i = _skip_integer(block, i, 7)
+            if length < 0:
+                return False
+            i += length
+        if i > n:
+            return False
     return True
 
 

@@ -4,8 +4,8 @@ Same interface, outcome keys and retry rule as the httpx executor (`http2.py`), 
 rate: a send costs one future, one precomputed header block behind a 9-byte frame header
 and a share of a coalesced socket write. The `h2` library did the same job at about a
 third of the rate (docs/performance.md, "HTTP/2"); only HPACK *decoding* of responses is
-left to the `hpack` library, and a response block that only refers to table entries is
-decoded once and remembered until the server's table changes.
+left to the `hpack` library, and a response block that leaves the HPACK table alone is decoded
+once and remembered until a block that changes the table arrives.
 
 - A small pool of connections (one per 100 requests in flight, at most 4), each carrying
   up to the server's SETTINGS_MAX_CONCURRENT_STREAMS streams; senders beyond that wait.
@@ -174,7 +174,7 @@ class _Conn(asyncio.Protocol):
         self.send_window = wire.DEFAULT_WINDOW  # connection window for our DATA
         self.unacked = 0  # DATA bytes received on the connection, not yet given back
         self.decoder = hpack.Decoder()
-        self.status_of: dict[bytes, int] = {}  # only-indexed response blocks → :status
+        self.status_of: dict[bytes, int] = {}  # table-neutral response blocks → :status
         self.header_block: tuple[int, int, list[bytes]] | None = None  # awaiting CONTINUATION
         self.buffer = b""
         self.out: list[bytes] = []
@@ -234,7 +234,9 @@ class _Conn(asyncio.Protocol):
         if self.header_block is not None and kind != wire.CONTINUATION:
             raise _ProtocolError(wire.PROTOCOL_ERROR, "header block interrupted")
         if kind == wire.HEADERS:
-            block = wire.strip_padding(flags, payload, priority=True)
+            block: bytes | None = payload
+            if flags & (wire.PADDED | wire.PRIORITY_FLAG):
+                block = wire.strip_padding(flags, payload, priority=True)
             if block is None:
                 raise _ProtocolError(wire.PROTOCOL_ERROR, "bad padding")
             if flags & wire.END_HEADERS:
@@ -289,7 +291,7 @@ class _Conn(asyncio.Protocol):
                     with contextlib.suppress(ValueError):
                         status = int(value)
                     break
-            if wire.only_indexed(block):
+            if wire.table_neutral(block):
                 if len(self.status_of) >= 64:
                     self.status_of.clear()
                 self.status_of[block] = status
