@@ -24,6 +24,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -239,12 +240,28 @@ def h2_section(
             with step(f"{scheme}: load pod ceiling (HTTP/2, paced)"), Pod(cores.generator) as pod:
                 ceiling = find_ceiling(pod, [target], counter, 0, budget, server_proc=server)
             part["ceiling"] = ceiling
+            part["cpuPerRequestUs"] = cpu_per_request(ceiling["steps"])
             best = max(r["rate"] for k, r in ref.items() if k.startswith("h2load"))
             part["ratios"] = {
                 "podToH2load": round(ceiling["ceiling"] / best, 4),
                 "podToExecutorAlone": round(ceiling["ceiling"] / max(1.0, ref["executor"]), 3),
             }
         out[scheme] = part
+
+
+def cpu_per_request(steps: list[dict[str, Any]]) -> float | None:
+    """The pod's CPU per answered request (µs, median over passing steps at ≥ 5,000/s).
+
+    On a shared machine other processes take the generator core and late sends end the
+    search early; CPU per request is what the pod itself costs, whatever it was left, and
+    1 / it is the rate one whole core could carry.
+    """
+    costs = [
+        s["podCpu"] / (s["podRate"] or 1) * 1e6
+        for s in steps
+        if s["pass"] and s["planned"] >= 5000 and s["podRate"]
+    ]
+    return round(statistics.median(costs), 1) if costs else None
 
 
 def table_rows(h2: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -267,6 +284,15 @@ def table_rows(h2: dict[str, Any]) -> list[tuple[str, str, str]]:
         if not c["ceiling"]:
             note = f"not confirmed (search reached {c['searchCeiling']:.0f}/s)"
         rows.append((f"{scheme}: load pod ceiling, HTTP/2 (paced)", f"{c['ceiling']:.0f}/s", note))
+        cost = part.get("cpuPerRequestUs")
+        if cost:
+            rows.append(
+                (
+                    f"{scheme}: pod CPU per request (passing steps)",
+                    f"{cost:.1f} µs",
+                    f"1 core: {1e6 / cost:.0f}/s",
+                )
+            )
     return rows
 
 
