@@ -13,7 +13,8 @@ Reference: `h2load` (nghttp2's C load generator) on the generator core, closed l
 with 4 connections × 16 streams and once with the connection/stream shape the pod uses.
 
 Also run as a subprocess (`python bench/http2_bench.py --closed-loop URL`): the pod's
-HTTP/2 executor alone, closed loop, no pacer, printing one JSON line.
+HTTP/2 executor alone, closed loop, no pacer, printing one JSON line. And by hand,
+`python bench/http2_bench.py --compare OTHER/loadpod`: two pods side by side, paced.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import uvloop
-from harness import CACHE, Cores, Pod, Proc, log, run_pinned, step
+from harness import CACHE, Cores, Pod, Proc, log, measure, run_pinned, step
 from kar98k_loadpod.executors.http2_fast import FastHttp2Executor
 from kar98k_loadpod.targets import Target
 from servers import _wait_for_port, _which, free_port
@@ -59,6 +60,11 @@ def ensure_tools() -> str | None:
             subprocess.run(cmd, env=env, capture_output=True, check=False)
     still = [TOOLS[tool] for tool in TOOLS if not _which(tool)]
     return f"missing {', '.join(still)} (apt-get install them)" if still else None
+
+
+def tool_version(tool: str) -> str:
+    done = subprocess.run([tool, "--version"], capture_output=True, text=True, check=False)
+    return (done.stdout or done.stderr).strip().splitlines()[0] if done.returncode == 0 else ""
 
 
 def self_signed(prefix: Path) -> None:
@@ -205,6 +211,7 @@ def h2_section(
         log(missing)
         return
     out["server"] = "nghttpd, one worker, 128 streams per connection"
+    out["tools"] = {tool: tool_version(tool) for tool in TOOLS}
     for scheme in ("h2c", "tls"):
         counts = scheme == "h2c"
         with Nghttpd(cores.server, tls=not counts) as server:
@@ -325,12 +332,45 @@ async def _closed_loop(url: str, seconds: float, in_flight: int) -> dict[str, fl
     return {"rate": total / elapsed, "ok": counts.get("2xx", 0) / max(1, total)}
 
 
+def compare(other_loadpod: Path, rates: list[float], rounds: int) -> None:
+    """Paced, side by side: a pod importing kar98k_loadpod from `other_loadpod` (e.g. another
+    worktree's `loadpod/` directory) against this tree's, same h2c server, interleaved."""
+    cores = Cores.detect()
+    here = Path(__file__).resolve().parent.parent / "loadpod"
+    with Nghttpd(cores.server, tls=False) as server:
+        calibrate(server, cores)
+        target = [{"name": "h2", "url": server.url, "protocol": "http2"}]
+        for _ in range(rounds):
+            for rate in rates:
+                for name, path in (("other", other_loadpod), ("this", here)):
+                    os.environ["PYTHONPATH"] = str(path)  # the pod process inherits it
+                    with Pod(cores.generator) as pod:
+                        pod.plan(rate, target)
+                        time.sleep(1.0)
+                        w = measure(pod, rate, 3.0, server.count, 0, server_proc=server)
+                    per_request = w.pod_cpu / max(1.0, w.pod_rate) * 1e6
+                    print(
+                        f"{name:5} {rate:>7.0f}/s: server {w.achieved / rate:.4f}, "
+                        f"late {w.late_fraction:6.2%}, pod cpu {w.pod_cpu:5.1%}, "
+                        f"{per_request:5.1f} µs/request, "
+                        f"others {w.foreign_cpu:.0%}/{w.foreign_server_cpu:.0%}",
+                        flush=True,
+                    )
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("--closed-loop", required=True, metavar="URL")
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--closed-loop", metavar="URL", help="the executor alone against URL")
+    mode.add_argument("--compare", type=Path, metavar="LOADPOD_DIR", help="paced, side by side")
+    parser.add_argument("--rates", default="5000,10000", help="--compare: planned rates")
+    parser.add_argument("--rounds", type=int, default=2, help="--compare: repetitions")
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--in-flight", type=int, default=128)
     args = parser.parse_args()
+    if args.compare is not None:
+        compare(args.compare, [float(r) for r in args.rates.split(",")], args.rounds)
+        sys.exit(0)
     assert args.closed_loop.startswith(("http://127.", "https://127.")), "loopback only"
     print(json.dumps(uvloop.run(_closed_loop(args.closed_loop, args.seconds, args.in_flight))))
     sys.exit(0)

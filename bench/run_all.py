@@ -1,11 +1,11 @@
 """kar98k load-pod benchmark: ceiling, accuracy, agility and gRPC, side by side with references.
 
-    .venv/bin/python bench/run_all.py            # full suite, about 6-9 minutes
+    .venv/bin/python bench/run_all.py            # full suite, about 12-15 minutes
     .venv/bin/python bench/run_all.py --quick    # shorter windows, about 3 minutes
 
-Everything runs on 127.0.0.1. Servers (nginx, the Go gRPC server, the counting server) are
-pinned to one core, every generator (wrk, Locust, the load pod, the grpc.aio client) to the
-other, one at a time. Prints a table and writes bench/results/latest.json.
+Everything runs on 127.0.0.1. Servers (nginx, the Go gRPC server, the counting server,
+nghttpd) are pinned to one core, every generator (wrk, Locust, h2load, the load pod, the
+grpc.aio client) to the other, one at a time. Prints a table and writes bench/results/latest.json.
 """
 
 from __future__ import annotations
