@@ -1,4 +1,4 @@
-"""The lean HTTP/2 executor (http2_fast.py) against the real hypercorn demo servers."""
+"""The lean HTTP/2 executor (http2_fast.py) against the demo servers and a scripted h2 server."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from kar98k_loadpod.executors import (
     Http2Executor,
     make_executor,
 )
+from kar98k_loadpod.executors import h2_wire as wire
 from kar98k_loadpod.targets import Target
 from kit.h2_scripted import Script, ScriptedH2Server
 from kit.servers import executors_closed_after
@@ -229,3 +230,15 @@ async def test_large_request_header_spans_continuation(fast: Factory) -> None:
         ex = fast(url=server.url + "/", headers={f"X-Big-{i}": "v" * 8000 for i in range(3)})
         assert await ex.send() == "2xx"
         assert not server.seen.errors
+
+
+async def test_exhausted_stream_ids_move_to_a_new_connection(fast: Factory) -> None:
+    async with ScriptedH2Server() as server:
+        ex = fast(url=server.url + "/", method="POST", body="b")  # POST: no retry budget
+        assert await ex.send() == "2xx"
+        assert ex._pool is not None
+        old = ex._pool.conns[0]
+        old.next_id = wire.MAX_STREAM_ID + 2  # the next stream id would not fit 31 bits
+        assert await ex.send() == "2xx"  # nothing was sent on the old one: not a retry
+        assert ex._pool.conns and ex._pool.conns[0] is not old and old.closed
+        assert server.seen.connections == 2 and server.seen.completed == 2

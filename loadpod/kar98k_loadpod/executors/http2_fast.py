@@ -363,11 +363,17 @@ class _Conn(asyncio.Protocol):
 
     def _goaway(self, last_stream_id: int) -> None:
         """The server serves streams up to `last_stream_id`; the others never reached it."""
+        self.retire()
+        for stream_id in [sid for sid in self.streams if sid > last_stream_id]:
+            self._finish(self.streams.pop(stream_id), _RETRY)
+        if not self.streams:
+            self.abort(_RETRY)
+
+    def retire(self) -> None:
+        """Take no new streams; close once the open ones are answered."""
         self.going_away = True
         self.usable = False
         self.pool.lost(self)
-        for stream_id in [sid for sid in self.streams if sid > last_stream_id]:
-            self._finish(self.streams.pop(stream_id), _RETRY)
         if not self.streams:
             self.abort(_RETRY)
 
@@ -378,6 +384,7 @@ class _Conn(asyncio.Protocol):
     def open_stream(self, block: bytes, body: bytes | None, deadline: float) -> _Stream:
         stream_id = self.next_id
         if stream_id > wire.MAX_STREAM_ID or not self.usable:
+            self.retire()
             raise ConnectionError("stream ids exhausted or connection going away")
         self.next_id = stream_id + 2
         waiter: asyncio.Future[str] = self.pool.loop.create_future()
@@ -727,11 +734,9 @@ class FastHttp2Executor:
             try:
                 stream = conn.open_stream(block, body, deadline)
             except ConnectionError as exc:
-                # Stream ids exhausted or the connection is closing: retire it, try anew.
+                # Nothing was sent and the connection takes no more streams: another will.
                 log.debug("h2 connection retired: %s", exc)
-                conn.abort(_RETRY)
-                if attempts <= 0:
-                    return ERROR
+                attempts += 1
                 continue
             try:
                 outcome = await stream.waiter
