@@ -170,13 +170,16 @@ async def test_goaway_retries_only_streams_the_server_dropped(fast: Factory) -> 
         assert not server.seen.errors
 
 
-@pytest.mark.parametrize("size", [1, 70_000])
-async def test_tiny_flow_control_windows(fast: Factory, size: int) -> None:
-    """A 16-byte stream window given back 1 kB at a time, and three 70 kB bodies that outgrow
-    the 64 kB connection window: every body arrives whole, and never a byte beyond a window
-    (h2 on the server side would fail the connection). Streams wait for the server's
-    SETTINGS first: sent on the default 64 kB window, the first body overran it."""
-    script = Script(initial_window=16, window_step=1024)
+@pytest.mark.parametrize(("size", "window"), [(1, 1000), (70_000, 1000), (70_000, 100_000)])
+async def test_tiny_flow_control_windows(fast: Factory, size: int, window: int) -> None:
+    """A 1,000-byte stream window given back 300 bytes at a time, a millisecond late, and
+    three 70 kB bodies that outgrow the 64 kB connection window too: every body arrives
+    whole, and never a byte beyond a window (h2 on the server side would fail the
+    connection). Streams wait for the server's SETTINGS first: sent on the default 64 kB
+    window, the first body overran it. (A 16-byte window took ~4,400 round trips of the
+    1 ms credit timer per body: too slow for a shared machine.) With 100 kB stream windows,
+    only the 64 kB connection window holds the three bodies back."""
+    script = Script(initial_window=window, window_step=300)
     async with ScriptedH2Server(script) as server:
         ex = fast(url=server.url + "/", method="POST", body="x" * size, timeout="10s")
         assert await asyncio.gather(*(ex.send() for _ in range(3))) == ["2xx"] * 3
