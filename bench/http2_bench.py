@@ -271,6 +271,14 @@ def cpu_per_request(steps: list[dict[str, Any]]) -> float | None:
     return round(statistics.median(costs), 1) if costs else None
 
 
+GOAL_H2C = 15_000.0  # issue 14 goal 2: requests per second held paced on one core, h2c
+
+
+def goals(h2: dict[str, Any]) -> dict[str, bool]:
+    part = h2.get("h2c")
+    return {"h2cAtLeast15kPerCore": part["ceiling"]["ceiling"] >= GOAL_H2C} if part else {}
+
+
 def table_rows(h2: dict[str, Any]) -> list[tuple[str, str, str]]:
     rows: list[tuple[str, str, str]] = []
     if h2.get("skipped"):

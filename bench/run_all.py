@@ -41,6 +41,7 @@ from harness import (
     run_pinned,
     step,
 )
+from http2_bench import goals as h2_goals
 from http2_bench import h2_section, table_rows
 from kar98k_loadpod.histogram import LatencyHistogram
 from servers import (
@@ -615,6 +616,7 @@ def goals(out: dict[str, Any]) -> dict[str, Any]:
         result["rateChangeWithin150ms"] = (
             ag.get("worstInForceMs") is not None and ag["worstInForceMs"] <= 150
         )
+    result.update(h2_goals(out.get("h2", {})))
     return result
 
 
