@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 HELM_VERSION := v3.21.4
 HELM := $(BIN)/helm
 
-.PHONY: setup demo test lint typecheck bench clean controlplane prometheus images podman-tools
+.PHONY: setup demo test lint typecheck bench bench-quick soak clean controlplane prometheus images podman-tools
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -77,6 +77,14 @@ test: $(STAMP) $(HELM) controlplane prometheus
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
+
+bench-quick: $(STAMP)
+	$(BIN)/python bench/run_all.py --quick $(BENCH_ARGS)
+
+# Ten minutes of spikes and noise through two load pods: RSS, fds and achieved/target per minute
+# (docs/reliability.md). SOAK_ARGS='--duration 30m' for longer.
+soak: $(STAMP)
+	$(BIN)/python bench/soak.py --json bench/results/soak.json $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -460,3 +460,11 @@ def step(title: str) -> Iterator[None]:
     start = time.monotonic()
     yield
     print(f"  done in {time.monotonic() - start:.1f}s", file=sys.stderr, flush=True)
+
+
+def print_section(section: dict[str, Any], out: Path | None) -> None:
+    """A stand-alone bench script's result: JSON on stdout, and in `out` when given."""
+    text = json.dumps(section, indent=2)
+    if out is not None:
+        out.write_text(text + "\n")
+    print(text)

@@ -1,7 +1,12 @@
 """kar98k load-pod benchmark: ceiling, accuracy, agility and gRPC, side by side with references.
 
-    .venv/bin/python bench/run_all.py            # full suite, about 12-15 minutes
-    .venv/bin/python bench/run_all.py --quick    # shorter windows, about 3 minutes
+    .venv/bin/python bench/run_all.py                   # full suite, about 15 minutes
+    .venv/bin/python bench/run_all.py --only h2         # one section (http, agility, grpc, h2, ...)
+    .venv/bin/python bench/run_all.py --quick           # regression guards, under 3 minutes
+
+--quick runs the HTTP/1.1 ceiling (fast client, wrk as the reference), uniform accuracy and
+one agility round with shorter windows, then judges the guarded figures against
+bench/results/quick-reference.json (bench/guards.py) and exits 1 when one regressed.
 
 Everything runs on 127.0.0.1. Servers (nginx, the Go gRPC server, the counting server,
 nghttpd) are pinned to one core, every generator (wrk, Locust, h2load, the load pod, the
@@ -25,6 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import guards
+import pod_footprint
+import scale
 import uvloop
 from harness import (
     BENCH,
@@ -53,7 +61,11 @@ from servers import (
 )
 
 RESULTS = BENCH / "results"
-MAX_RATE = 60_000.0
+SECTIONS = ("http", "agility", "grpc", "h2", "pod", "scale")
+QUICK_SECTIONS = ("http", "agility")
+MAX_RATE = 150_000.0
+PIPELINE_DEPTH = 16
+"""Depth of the opt-in pipelined HTTP/1.1 variant (KAR98K_HTTP1_PIPELINE)."""
 ACHIEVED_MIN = 0.99
 LATE_MAX = 0.01
 CONFIRM_TRIES = 3
@@ -72,13 +84,15 @@ class Budget:
     accuracy_seconds: float
     poisson: bool  # accuracy with Poisson arrivals too
     agility_repeats: int
-    locust_users: tuple[int, ...]
+    locust_users: tuple[int, ...]  # empty: no Locust, no executors alone (quick)
+    both_clients: bool  # the aiohttp HTTP/1.1 client's ceiling too
+    ceiling_start: float
 
     @classmethod
     def pick(cls, quick: bool) -> Budget:
         if quick:
-            return cls(5, 2.5, 0.7, 2, 5, False, 1, (64,))
-        return cls(8, 4, 1, 3, 10, True, 3, (32, 64))
+            return cls(4, 2.5, 0.7, 2, 4, False, 1, (), False, 4000.0)
+        return cls(8, 4, 1, 3, 10, True, 3, (32, 64), True, 2000.0)
 
 
 # --- reference tools ----------------------------------------------------------------------
@@ -404,6 +418,10 @@ def http1_switch_supported() -> bool:
     return "KAR98K_HTTP1_CLIENT" in source.read_text()
 
 
+def pipelining_supported() -> bool:
+    return (REPO / "loadpod" / "kar98k_loadpod" / "executors" / "http1_pipeline.py").exists()
+
+
 def http_section(cores: Cores, budget: Budget, out: dict[str, Any]) -> None:
     with Nginx(cores.server) as nginx:
         url = nginx.url
@@ -412,39 +430,48 @@ def http_section(cores: Cores, budget: Budget, out: dict[str, Any]) -> None:
         with step("wrk -t1 -c64 (closed loop)"):
             ref["wrk"] = wrk_rate(url, cores, budget.ref_seconds)
             log(f"wrk {ref['wrk']:.0f}/s")
-        with step(f"Locust FastHttpUser, users {budget.locust_users}"):
-            runs = {}
-            for users in budget.locust_users:
-                runs[users] = locust_rate(url, cores, budget.ref_seconds, users)
-                log(f"locust {users} users: {runs[users]:.0f}/s")
-            ref["locust"] = max(runs.values())
-            ref["locustByUsers"] = runs
-        with step("executors alone, closed loop 64 in flight (no pacer)"):
-            for kind in ("fast", "aiohttp"):
-                ref[f"executor_{kind}"] = closed_loop_executor(
-                    kind, url, cores, budget.ref_seconds / 2
-                )
-                log(f"{kind}: {ref[f'executor_{kind}']:.0f}/s")
+        if budget.locust_users:
+            http_references(url, cores, budget, ref)
         out["http"]["reference"] = ref
 
         variants: list[str | None] = ["fast", "aiohttp"] if http1_switch_supported() else [None]
+        if http1_switch_supported() and pipelining_supported():
+            variants.insert(1, "fast-pipelined")
+        variants = variants if budget.both_clients else variants[:1]
         ceilings: dict[str, Any] = {}
         for variant in variants:
             name = variant or "default"
-            with (
-                step(f"load pod ceiling ({name} HTTP/1.1 client)"),
-                Pod(cores.generator, http1_client=variant) as pod,
-            ):
-                ceilings[name] = find_ceiling(
-                    pod, targets, nginx.count, 1, budget, server_proc=nginx
-                )
+            # The pipelined variant is the fast client with KAR98K_HTTP1_PIPELINE set.
+            pipelined = variant == "fast-pipelined"
+            if pipelined:
+                os.environ["KAR98K_HTTP1_PIPELINE"] = str(PIPELINE_DEPTH)
+            try:
+                with (
+                    step(f"load pod ceiling ({name} HTTP/1.1 client)"),
+                    Pod(cores.generator, http1_client="fast" if pipelined else variant) as pod,
+                ):
+                    ceilings[name] = find_ceiling(
+                        pod,
+                        targets,
+                        nginx.count,
+                        1,
+                        budget,
+                        start=budget.ceiling_start,
+                        server_proc=nginx,
+                    )
+            finally:
+                os.environ.pop("KAR98K_HTTP1_PIPELINE", None)
         out["http"]["ceiling"] = ceilings
         main = ceilings["fast" if "fast" in ceilings else "default"]
         ceiling = float(main["ceiling"])
-        out["http"]["ratios"] = {
-            "podToWrk": round(ceiling / ref["wrk"], 4),
-            "podToLocust": round(ceiling / ref["locust"], 3),
-        }
+        out["http"]["ratios"] = {"podToWrk": round(ceiling / ref["wrk"], 4)}
+        if "locust" in ref:
+            out["http"]["ratios"]["podToLocust"] = round(ceiling / ref["locust"], 3)
+        if "fast-pipelined" in ceilings:
+            piped = float(ceilings["fast-pipelined"]["ceiling"])
+            out["http"]["ratios"]["pipelinedToWrk"] = round(piped / ref["wrk"], 4)
+            if "locust" in ref:
+                out["http"]["ratios"]["pipelinedToLocust"] = round(piped / ref["locust"], 3)
         rates = accuracy_rates(ceiling)
         with step(f"accuracy at {rates}"):
             out["http"]["accuracy"] = accuracy(
@@ -457,6 +484,39 @@ def http_section(cores: Cores, budget: Budget, out: dict[str, Any]) -> None:
                 http1_client=variants[0],
                 server_proc=nginx,
             )
+
+
+def http_references(url: str, cores: Cores, budget: Budget, ref: dict[str, Any]) -> None:
+    """Locust and the executors alone (full runs only: they say where the pod stands, the
+    quick run guards against regressions and only needs wrk)."""
+    with step(f"Locust FastHttpUser, users {budget.locust_users}"):
+        runs = {}
+        for users in budget.locust_users:
+            runs[users] = locust_rate(url, cores, budget.ref_seconds, users)
+            log(f"locust {users} users: {runs[users]:.0f}/s")
+        ref["locust"] = max(runs.values())
+        ref["locustByUsers"] = runs
+    with step("executors alone, closed loop 64 in flight (no pacer)"):
+        for kind in ("fast", "aiohttp"):
+            ref[f"executor_{kind}"] = closed_loop_executor(kind, url, cores, budget.ref_seconds / 2)
+            log(f"{kind}: {ref[f'executor_{kind}']:.0f}/s")
+
+
+def pod_section(cores: Cores, out: dict[str, Any]) -> None:
+    """Memory idle and under load, and start-up time (bench/pod_footprint.py)."""
+    with Nginx(cores.server) as nginx:
+        out["pod"] = pod_footprint.footprint(cores, nginx, starts=7, rates=pod_footprint.LOAD_RATES)
+
+
+def scale_section(cores: Cores, out: dict[str, Any]) -> None:
+    """One controller over 20, 50 and 100 real pods (bench/scale.py), both push policies."""
+    setting = scale.Setting(rate_per_pod=10.0, seconds=15.0)
+    with step("controller scale: 20, 50, 100 pods at 10/s each"):
+        section = uvloop.run(
+            scale.run_scale(scale.SIZES, setting, cores, ("default", "every-tick"))
+        )
+    section["goals"] = scale.goals(section)
+    out["scale"] = section
 
 
 def grpc_section(cores: Cores, budget: Budget, out: dict[str, Any]) -> None:
@@ -539,6 +599,7 @@ def table(out: dict[str, Any]) -> str:
     ref = http_part.get("reference", {})
     if ref:
         rows.append(("wrk -t1 -c64 (closed loop)", f"{ref['wrk']:.0f}/s", "reference"))
+    if "locust" in ref:
         rows.append(("Locust FastHttpUser (closed loop)", f"{ref['locust']:.0f}/s", "reference"))
         rows.append(
             ("fast executor alone, 64 in flight", f"{ref['executor_fast']:.0f}/s", "no pacer")
@@ -547,7 +608,9 @@ def table(out: dict[str, Any]) -> str:
             ("aiohttp executor alone, 64 in flight", f"{ref['executor_aiohttp']:.0f}/s", "no pacer")
         )
     for name, c in http_part.get("ceiling", {}).items():
-        ratio = f"{c['ceiling'] / ref['wrk']:.3f}× wrk, {c['ceiling'] / ref['locust']:.2f}× Locust"
+        ratio = f"{c['ceiling'] / ref['wrk']:.3f}× wrk"
+        if "locust" in ref:
+            ratio += f", {c['ceiling'] / ref['locust']:.2f}× Locust"
         if not c["ceiling"]:
             ratio = f"not confirmed (search reached {c['searchCeiling']:.0f}/s)"
         rows.append((f"load pod ceiling, HTTP/1.1 {name} (paced)", f"{c['ceiling']:.0f}/s", ratio))
@@ -597,10 +660,48 @@ def table(out: dict[str, Any]) -> str:
     if g.get("skipped"):
         rows.append(("gRPC", "skipped", g["skipped"][:60]))
     rows += table_rows(out.get("h2", {}))
+    rows += pod_rows(out.get("pod", {})) + scale_rows(out.get("scale", {}))
     width = [max(len(r[i]) for r in rows) for i in range(3)] if rows else [0, 0, 0]
     lines = [f"{'measure':<{width[0]}}  {'figure':>{width[1]}}  note", "-" * (sum(width) + 8)]
     lines += [f"{a:<{width[0]}}  {b:>{width[1]}}  {c}" for a, b, c in rows]
     return "\n".join(lines)
+
+
+def pod_rows(pod: dict[str, Any]) -> list[tuple[str, str, str]]:
+    rows: list[tuple[str, str, str]] = []
+    if pod.get("startup"):
+        st = pod["startup"]
+        rows.append(
+            (
+                f"load pod spawn → ready (median of {st['starts']})",
+                f"{st['medianSeconds']:.2f} s",
+                f"min {st['minSeconds']:.2f}, max {st['maxSeconds']:.2f} s",
+            )
+        )
+    for p in pod.get("memory", []):
+        mem = p["memoryKiB"]
+        held = "idle" if not p["rate"] else ("held" if p["held"] else "NOT held")
+        rows.append(
+            (
+                f"load pod memory at {p['rate']:.0f}/s ({held})",
+                f"{mem['Pss'] / 1024:.1f} MiB",
+                f"PSS; RSS {mem['VmRSS'] / 1024:.1f}, peak {mem['VmHWM'] / 1024:.1f} MiB",
+            )
+        )
+    return rows
+
+
+def scale_rows(section: dict[str, Any]) -> list[tuple[str, str, str]]:
+    return [
+        (
+            f"controller, {s['pods']} pods, {s['policy']} pushes",
+            f"{s['tickLagMsP99']:.1f} ms",
+            f"tick lag p99 (p50 {s['tickLagMsP50']:.1f}, max {s['tickLagMsMax']:.0f}); "
+            f"cpu {s['controllerCpu']:.0%}, {s['pushesPerSecond']:.0f} pushes/s, "
+            f"{s['pullsPerSecond']:.0f} pulls/s, arrived {s['steadyShare']:.4f}",
+        )
+        for s in section.get("sizes", [])
+    ]
 
 
 def goals(out: dict[str, Any]) -> dict[str, Any]:
@@ -609,14 +710,27 @@ def goals(out: dict[str, Any]) -> dict[str, Any]:
     if http_part.get("accuracy"):
         uniform = [p for p in http_part["accuracy"] if p["arrival"] == "uniform"]
         result["accuracyWithin1pct"] = all(abs(p["achievedRatio"] - 1) <= 0.01 for p in uniform)
-    if http_part.get("ratios"):
-        result["ceilingAtLeast2xLocust"] = http_part["ratios"]["podToLocust"] >= 2.0
+    ratios = http_part.get("ratios", {})
+    if "podToLocust" in ratios:
+        result["ceilingAtLeast2xLocust"] = ratios["podToLocust"] >= 2.0
+    # Issue 14: >= 0.5x wrk and >= 8x Locust, paced; the plain client and the opt-in pipelined
+    # one are judged apart, so a figure never borrows the other's.
+    for prefix, key in (("pod", "http1"), ("pipelined", "http1Pipelined")):
+        if f"{prefix}ToWrk" in ratios:
+            result[f"{key}AtLeastHalfWrk"] = ratios[f"{prefix}ToWrk"] >= 0.5
+        if f"{prefix}ToLocust" in ratios:
+            result[f"{key}AtLeast8xLocust"] = ratios[f"{prefix}ToLocust"] >= 8.0
+    grpc_ratios = out.get("grpc", {}).get("ratios", {})
+    if "podToGrpcAio" in grpc_ratios:
+        result["grpcAtLeast1xGrpcAio"] = grpc_ratios["podToGrpcAio"] >= 1.0
     ag = out.get("agility", {})
     if ag:
         result["rateChangeWithin150ms"] = (
             ag.get("worstInForceMs") is not None and ag["worstInForceMs"] <= 150
         )
     result.update(h2_goals(out.get("h2", {})))
+    if out.get("scale"):
+        result.update(out["scale"]["goals"])
     return result
 
 
@@ -624,16 +738,23 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="shorter windows (about 3 minutes)")
+    parser.add_argument(
+        "--quick", action="store_true", help="regression guards only (under 3 minutes)"
+    )
     parser.add_argument(
         "--only",
-        choices=("http", "agility", "grpc", "h2"),
+        choices=SECTIONS,
         action="append",
         help="run only these sections (repeatable)",
     )
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
+    parser.add_argument(
+        "--update-reference",
+        action="store_true",
+        help="with --quick: store this run's guarded figures as the new reference",
+    )
     args = parser.parse_args()
-    sections = args.only or ["http", "agility", "grpc", "h2"]
+    sections = args.only or list(QUICK_SECTIONS if args.quick else SECTIONS)
     budget = Budget.pick(args.quick)
     cores = Cores.detect()
     pin_self(cores.server)  # the harness itself stays off the generator core
@@ -672,6 +793,10 @@ def main() -> int:
         grpc_section(cores, budget, out)
     if "h2" in sections:
         h2_section(cores, budget, out["h2"], find_ceiling)
+    if "pod" in sections:
+        pod_section(cores, out)
+    if "scale" in sections:
+        scale_section(cores, out)
     out["goals"] = goals(out)
     out["seconds"] = round(time.monotonic() - started, 1)
     out["loadAverage"] = {
@@ -687,7 +812,18 @@ def main() -> int:
     print("goals:", json.dumps(out["goals"]))
     print("load average before/after:", out["loadAverage"]["before"], out["loadAverage"]["after"])
     print(f"written {args.out} in {out['seconds']:.0f}s")
-    return 0
+    if not args.quick:
+        return 0
+    if args.update_reference:
+        guards.save_reference(out)
+        print(f"reference figures stored in {guards.REFERENCE}")
+    passed, lines = guards.check(out, guards.load_reference())
+    print()
+    print("regression guards (bench/guards.py; tolerances in docs/performance.md):")
+    for line in lines:
+        print("  " + line)
+    print("quick run: " + ("PASS" if passed else "FAIL: a guarded figure regressed"))
+    return 0 if passed else 1
 
 
 if __name__ == "__main__":

@@ -53,8 +53,11 @@ class LatencyHistogram:
         bucket = (value | _MASK).bit_length() - _BUCKET_SHIFT
         h.counts[((bucket + 1) << _HALF_MAG) + (value >> (bucket + _UNIT)) - _HALF] += 1
         h.total_count += 1
-        h.min_value = min(h.min_value, value)
-        h.max_value = max(h.max_value, value)
+        # Comparisons, not min()/max(): two calls fewer per record.
+        if value < h.min_value:  # noqa: PLR1730
+            h.min_value = value
+        if value > h.max_value:  # noqa: PLR1730
+            h.max_value = value
 
     @property
     def count(self) -> int:

@@ -10,6 +10,7 @@ import time
 from bisect import bisect_left
 from collections import deque
 
+from .failures import FailureTimes
 from .histogram import LatencyHistogram
 from .stats import SUCCESS_OUTCOMES, UNANSWERED_OUTCOMES, TargetStats
 
@@ -50,6 +51,7 @@ class TargetRecorder:
         "buckets",
         "corrected",
         "errors",
+        "failures",
         "health_checked",
         "healthy",
         "outcomes",
@@ -68,6 +70,7 @@ class TargetRecorder:
         self.health_checked = False
         self.raw = self.corrected = _NO_LATENCY  # allocated at the first request
         self.raw_sum = 0.0
+        self.failures: FailureTimes | None = None  # allocated at the first unanswered request
         # Non-cumulative counts per DURATION_BUCKETS slot, last one is +Inf.
         self.buckets = [0] * (len(DURATION_BUCKETS) + 1)
 
@@ -79,13 +82,19 @@ class TargetRecorder:
         if outcome not in SUCCESS_OUTCOMES:
             self.errors += 1
             if outcome in UNANSWERED_OUTCOMES:
-                return  # no answer, no latency: see stats.UNANSWERED_OUTCOMES
+                self._failed(outcome, raw)  # no answer, no latency: a time to failure
+                return
         if self.raw is _NO_LATENCY:
             self._allocate()
         self.raw.record_seconds(raw)
         self.corrected.record_seconds(corrected)
         self.raw_sum += raw
         self.buckets[bisect_left(DURATION_BUCKETS, raw)] += 1
+
+    def _failed(self, outcome: str, seconds: float) -> None:
+        if self.failures is None:
+            self.failures = FailureTimes()
+        self.failures.record(outcome, seconds)
 
     def _allocate(self) -> None:
         self.raw = LatencyHistogram()
@@ -94,6 +103,7 @@ class TargetRecorder:
     def release(self) -> None:
         """Free the histograms (the recorder is no longer reported)."""
         self.raw = self.corrected = _NO_LATENCY
+        self.failures = None
 
     def absorb(self, other: TargetRecorder) -> None:
         """Add another recorder's counts and histograms to this one."""
@@ -107,6 +117,10 @@ class TargetRecorder:
         self.raw.merge(other.raw)
         self.corrected.merge(other.corrected)
         self.raw_sum += other.raw_sum
+        if other.failures is not None:
+            if self.failures is None:
+                self.failures = FailureTimes()
+            self.failures.absorb(other.failures)
         self.buckets = [a + b for a, b in zip(self.buckets, other.buckets, strict=True)]
 
     def cumulative_buckets(self) -> list[int]:
@@ -128,6 +142,7 @@ class TargetRecorder:
             skipped_unhealthy=self.skipped_unhealthy,
             latency_raw=self.raw.encode(),
             latency_corrected=self.corrected.encode(),
+            time_to_failure=self.failures.encode() if self.failures is not None else {},
         )
 
 

@@ -38,6 +38,11 @@ class TargetStats(WireModel):
     skipped_unhealthy: int = Field(default=0, description="Sends not made: target unhealthy.")
     latency_raw: str = Field(default="", description="Encoded HDR histogram, microseconds.")
     latency_corrected: str = Field(default="", description="Encoded HDR histogram, microseconds.")
+    time_to_failure: dict[str, str] = Field(
+        default_factory=dict,
+        description="Unanswered outcome -> encoded HDR histogram (microseconds, 2 significant "
+        "digits) of how long those attempts took to fail; see failures.py.",
+    )
 
 
 class PodStats(WireModel):

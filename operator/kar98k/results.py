@@ -20,6 +20,12 @@ class LatencySummary(BaseModel):
     mean: float = 0.0
 
 
+class FailureTimeSummary(LatencySummary):
+    """Milliseconds from the actual send until an unanswered attempt failed (never latency)."""
+
+    count: int = 0
+
+
 class LatencyPair(BaseModel):
     """Milliseconds: raw (from actual send) and corrected (from intended send time)."""
 
@@ -36,6 +42,10 @@ class TargetSummary(BaseModel):
     health_checked: bool | None = None  # None: not reported (older pods or reports)
     skipped_unhealthy: int = 0
     latency_ms: LatencyPair = Field(default_factory=LatencyPair)
+    time_to_failure_ms: dict[str, FailureTimeSummary] = Field(
+        default_factory=dict,
+        description="Per unanswered outcome: how long those attempts took to fail.",
+    )
 
     @property
     def answered(self) -> int:
@@ -54,6 +64,13 @@ class PodSummary(BaseModel):
     epoch: int = 0
 
 
+class TargetPoint(BaseModel):
+    """One target in one second: the stats window covering it (as the point's own figures)."""
+
+    p95_ms: float | None = Field(default=None, description="Corrected p95; None: no answer.")
+    error_rate: float | None = Field(default=None, description="None: no request completed.")
+
+
 class SeriesPoint(BaseModel):
     """One second of the run: what the curve asked for and what the pods started."""
 
@@ -68,6 +85,9 @@ class SeriesPoint(BaseModel):
     p95_ms: float | None = None
     p99_ms: float | None = None
     error_rate: float | None = None
+    targets: dict[str, TargetPoint] = Field(
+        default_factory=dict, description="Per target (bounded by the spec's target limit)."
+    )
 
 
 class Check(BaseModel):
@@ -95,6 +115,22 @@ class ControllerFigures(BaseModel):
     stats_failures: int = 0
     first_epoch: int = 0
     last_epoch: int = 0
+
+
+class Delivered(BaseModel):
+    """Requests sent against the requests the curve asked for, and how far chance moves it.
+
+    Asked is the curve integrated from t = 0 to the last tick; the pods send from the first
+    plan's arrival to the drain's, a window of the same length but for the difference of the
+    two deliveries (milliseconds; uniform arrivals measure it: asked and sent agree to a request
+    or two). With Poisson arrivals the sent count is itself random around the asked one
+    (σ = √asked), so the ratio is only known to ±2σ; uniform arrivals are exact up to one send
+    per pod at each end of its window.
+    """
+
+    ratio: float = Field(description="requests_total / target_requests.")
+    bound: float = Field(description="± on the ratio from the arrivals alone (see arrival).")
+    arrival: Literal["poisson", "uniform"]
 
 
 class SearchStep(BaseModel):
@@ -180,6 +216,20 @@ class SearchSummary(BaseModel):
     steps: list[SearchStep] = Field(default_factory=list)
 
 
+class SafetyTrip(BaseModel):
+    """One trip of the safety breaker (spec.safety): the rule, the figure, when it closed."""
+
+    rule: str = Field(description="ErrorRateAbove or P95Above.")
+    action: str = Field(description="pause, scale or abort.")
+    measured: float = Field(description="The window's figure (fraction, or ms for p95).")
+    limit: float = Field(description="The rule's limit, in the same unit.")
+    message: str
+    at_s: float = Field(description="Run time of the trip, seconds.")
+    at_unix: float
+    closed_at_s: float | None = Field(default=None, description="Run time it closed; None: not.")
+    closed_by: Literal["clear", "human"] | None = None
+
+
 class RunSummary(BaseModel):
     """Merged figures over the whole run (or so far, while running)."""
 
@@ -198,8 +248,23 @@ class RunSummary(BaseModel):
     achieved_tps: float = Field(default=0.0, description="requests_total / duration_s.")
     target_tps_mean: float = Field(default=0.0, description="Mean of the curve over the run.")
     target_requests: float = Field(default=0.0, description="Integral of the curve over the run.")
+    delivered: Delivered | None = Field(
+        default=None, description="Sent / asked and its bound; None when nothing was asked."
+    )
+    unaccounted_max: int = Field(
+        default=0,
+        description="Requests pods that died after their last stats pull may have sent: the "
+        "totals are a lower bound, short by at most this.",
+    )
+    unaccounted_pods: list[str] = Field(
+        default_factory=list, description="The pods whose last sends were not reported."
+    )
     latency_ms: LatencyPair = Field(default_factory=LatencyPair)
     outcomes: dict[str, int] = Field(default_factory=dict)
+    time_to_failure_ms: dict[str, FailureTimeSummary] = Field(
+        default_factory=dict,
+        description="Per unanswered outcome, all targets: how long those attempts took to fail.",
+    )
     targets: dict[str, TargetSummary] = Field(default_factory=dict)
     pods: list[PodSummary] = Field(default_factory=list)
     checks: list[Check] = Field(default_factory=list)
@@ -207,6 +272,9 @@ class RunSummary(BaseModel):
     controller: ControllerFigures = Field(default_factory=ControllerFigures)
     search: SearchSummary | None = Field(
         default=None, description="The capacity search's answer, when the run was a search."
+    )
+    safety_trips: list[SafetyTrip] = Field(
+        default_factory=list, description="Trips of the safety breaker, oldest first."
     )
 
     @property

@@ -84,6 +84,7 @@ def judge(
             detail = f"{summary.requests_total} sent of {summary.target_requests:.0f} asked"
             verb = "meets" if observed >= floor else "is below"
             message = f"achieved ratio {observed:.1%} ({detail}) {verb} the {floor:.1%} floor"
+            message += _scatter_note(summary, floor)
         checks.append(
             Check(
                 name="min_achieved_ratio",
@@ -101,6 +102,18 @@ def verdict_of(checks: Sequence[Check]) -> Literal["pass", "fail", "none"]:
     if not checks:
         return "none"
     return "pass" if all(c.passed for c in checks) else "fail"
+
+
+def _scatter_note(summary: RunSummary, floor: float) -> str:
+    """Poisson arrivals scatter the sent count on their own: say by how much, and warn when the
+    floor sits inside that scatter (a perfect generator would then fail it by chance)."""
+    delivered = summary.delivered
+    if delivered is None or delivered.arrival != "poisson":
+        return ""
+    note = f"; Poisson arrivals alone move it by ±{delivered.bound:.1%} (2σ)"
+    if 1.0 - delivered.bound < floor:
+        note += ", so this floor can fail by chance: lower it or use uniform arrivals"
+    return note
 
 
 def _ms(value: float) -> str:

@@ -29,6 +29,8 @@ _KINDS: dict[str, tuple[str, str]] = {
     "finished": ("Normal", "Finished"),
     "search-step": ("Normal", "SearchStep"),
     "search-result": ("Normal", "SearchResult"),
+    "safety-tripped": ("Warning", "SafetyTripped"),
+    "safety-closed": ("Normal", "SafetyResumed"),
 }
 
 MAX_MESSAGE = 1000

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import kopf
 
 from . import names
+from .budget import TpsBudget
 from .config import OperatorConfig
 from .kube import Kube, connection_from_environment
 from .lifecycle import LoadTestRunner, RunContext
@@ -46,6 +47,13 @@ class OperatorState:
     kube: Kube | None = None
     peering: bool = False
     started: float = field(default_factory=time.monotonic)
+    _budget: TpsBudget | None = field(default=None, repr=False)
+
+    def budget(self) -> TpsBudget:
+        """The one maxTotalTPS budget every run of this operator shares."""
+        if self._budget is None:
+            self._budget = TpsBudget(self.config.max_total_tps)
+        return self._budget
 
     def client(self) -> Kube:
         if self.kube is None:
@@ -149,6 +157,7 @@ async def loadtest_daemon(
             kube=state.client(),
             config=state.config,
             book=state.book,
+            budget=state.budget(),
             is_stopped=lambda: bool(stopped) or deleted(),
             is_deleted=deleted,
         )

@@ -34,6 +34,8 @@ LOADPOD_APP = "kar98k-loadpod"
 MANAGER = "kar98k-operator"
 
 ANNOTATION_SPIKE = "kar98k.dev/spike"
+# Any new value closes a tripped safety breaker (a human resume, without touching spec.paused).
+ANNOTATION_SAFETY_RESET = "kar98k.dev/safety-reset"
 KOPF_PREFIX = "operator.kar98k.dev"
 
 CONTROL_PORT_NAME = "control"

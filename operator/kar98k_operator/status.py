@@ -61,7 +61,7 @@ def live_figures(live: LiveStatus) -> LoadTestStatus:
 def summary_figures(summary: RunSummary, *, basis: str = "corrected") -> LoadTestStatus:
     """Counters, error rate, latency and per-target figures of a (partial or final) summary."""
     lat = summary.latency_ms.raw if basis == "raw" else summary.latency_ms.corrected
-    return LoadTestStatus(
+    figures = LoadTestStatus(
         requests=summary.requests_total,
         errors=summary.errors_total,
         error_rate=round(summary.error_rate, 6),
@@ -73,6 +73,9 @@ def summary_figures(summary: RunSummary, *, basis: str = "corrected") -> LoadTes
             for name, tgt in sorted(summary.targets.items())
         ],
     )  # fmt: skip
+    if summary.unaccounted_max:
+        figures.unaccounted_max = summary.unaccounted_max
+    return figures
 
 
 def search_figures(summary: RunSummary) -> LoadTestStatus | None:

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from kar98k.controller import Controller, ControllerEvent
+from kar98k.controller.plan import PushPolicy
 from kar98k.controller.pods import PodSource
 from kar98k.pattern import PatternEngine, expected_requests
 from kar98k.spec import parse_spec
@@ -27,6 +28,7 @@ from kit.wait import wait_until
 
 pytestmark = pytest.mark.looptime
 
+EVERY_TICK = PushPolicy.every_tick()  # tests of per-tick mechanics push every pod every tick
 T0 = 1_790_000_000.0  # the fake wall clock's unix time at loop time 0
 
 
@@ -91,7 +93,7 @@ async def test_plans_split_exactly_with_rising_epochs_and_labels() -> None:
     pods = fake_pods(3)
     spec = make_spec(duration="1500ms", pattern={"baseTPS": 100, "rampUp": "1s"})
     started = now()
-    summary = await controller(spec, pods, name="split").run()
+    summary = await controller(spec, pods, name="split", push_policy=EVERY_TICK).run()
     rounds = by_epoch(pods)
     assert len(rounds) == 15  # ticks at 0, 0.1, ... 1.4 s
     for pod in pods:
@@ -119,7 +121,8 @@ async def test_plans_split_exactly_with_rising_epochs_and_labels() -> None:
 
 async def test_shares_sum_to_target_each_tick() -> None:
     pods = fake_pods(7)
-    await controller(make_spec(duration="1s", pattern={"baseTPS": 333.3}), pods).run()
+    spec = make_spec(duration="1s", pattern={"baseTPS": 333.3})
+    await controller(spec, pods, push_policy=EVERY_TICK).run()
     rounds = by_epoch(pods)
     assert len(rounds) == 10
     for shares in rounds.values():
@@ -146,7 +149,7 @@ async def test_failing_pod_is_dropped_on_the_third_failed_push_and_its_share_mov
     events = Events()
     pods = fake_pods(3)
     spec = make_spec(duration="3s", pattern={"baseTPS": 300})
-    ctl = controller(spec, pods, on_event=events)
+    ctl = controller(spec, pods, on_event=events, push_policy=EVERY_TICK)
     run = asyncio.create_task(ctl.run())
     await wait_until(lambda: len(pods[2].plans) == 5)
     last_good = pods[2].plans[-1].at
@@ -194,7 +197,7 @@ async def test_pod_leaving_the_source_loses_its_share_next_tick() -> None:
 async def test_slow_pod_never_delays_the_others() -> None:
     pods = fake_pods(3)
     pods[0].delay = 0.35  # answers within the push timeout, but spans several ticks
-    summary = await controller(make_spec(duration="2s"), pods).run()
+    summary = await controller(make_spec(duration="2s"), pods, push_policy=EVERY_TICK).run()
     fast = pods[1].plans
     gaps = [b.at - a.at for a, b in itertools.pairwise(fast)]
     assert len(fast) == 20
@@ -311,7 +314,7 @@ async def test_a_long_run_costs_no_real_time() -> None:
     """A minute of ticks (600 pushes to each of 3 pods) on the fake clock."""
     pods = fake_pods(3)
     started = datetime.now(UTC)
-    summary = await controller(make_spec(duration="1m"), pods).run()
+    summary = await controller(make_spec(duration="1m"), pods, push_policy=EVERY_TICK).run()
     assert summary.controller.ticks == 600
     assert all(len(p.plans) == 600 for p in pods)
     assert datetime.now(UTC) - started < timedelta(seconds=30)

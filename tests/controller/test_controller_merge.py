@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
+from kar98k.controller.fleet import PodState
 from kar98k.controller.hdr import counts_of, summarize, summarize_delta
-from kar98k.controller.merge import Merger, StatsBook
+from kar98k.controller.merge import Merger, PodRecord, StatsBook
+from kar98k.controller.pods import PodEndpoint
 from kar98k.controller.series import SeriesBook
 from kar98k.controller.ticks import LagRecorder
+from kar98k.controller.unaccounted import unaccounted
 from kar98k_loadpod.client import parse_stats
 from kar98k_loadpod.histogram import LatencyHistogram
+from kar98k_loadpod.recorder import TargetRecorder
 from kar98k_loadpod.stats import PodStats, TargetStats
 
 
@@ -153,3 +158,70 @@ def test_lag_recorder() -> None:
     assert lag.recent_max_ms() == pytest.approx(30.0)
     lag.record(100.0, 0.002)
     assert lag.recent_max_ms() == pytest.approx(2.0)
+
+
+def test_time_to_failure_is_merged_per_outcome_and_never_mixed_into_latency() -> None:
+    """Two pods' refusals (fast) and timeouts (slow) merge per outcome, per target and in all;
+    the answered latency keeps only the answered request."""
+
+    def pod(refusal_s: float, timeout_s: float) -> PodStats:
+        rec = TargetRecorder()
+        rec.record("2xx", 0.010, 0.010)
+        for _ in range(9):
+            rec.record("connect_error", refusal_s, refusal_s)
+        rec.record("timeout", timeout_s, timeout_s)
+        stats = rec.to_stats()
+        return PodStats(started_at=1.0, requests=stats.requests, targets={"t": stats})
+
+    book = StatsBook()
+    book.update("a", pod(0.002, 5.0))
+    book.update("b", pod(0.004, 2.0))
+    merged = Merger().merge(book.records(), now_unix=2000.0)
+    refused = merged.time_to_failure["connect_error"]
+    assert refused.count == 18
+    # 2 significant digits: each read-out is within 1 % of the recorded value
+    assert refused.p50 == pytest.approx(2.0, rel=0.01)  # half the refusals took 2 ms
+    assert refused.max == pytest.approx(4.0, rel=0.01)
+    assert merged.time_to_failure["timeout"].count == 2
+    assert merged.time_to_failure["timeout"].max == pytest.approx(5000.0, rel=0.01)
+    assert merged.targets["t"].time_to_failure_ms == merged.time_to_failure
+    # answered latency: the two 10 ms answers only, never a 5 s timeout
+    assert merged.latency.raw.max == pytest.approx(10.0, rel=0.01)
+    assert merged.mark is not None and merged.mark.answered == 2
+
+
+def test_unaccounted_bound_stops_at_lease_successor_or_end() -> None:
+    """Each case by hand: in flight + rate × gap + 3√(rate × gap), the gap ending at the
+    earliest of the run's end (110), the successor's start and the lease after the last plan."""
+
+    def pod(name: str, accepted_at: float, share: float) -> PodState:
+        return PodState(PodEndpoint(name, "http://127.0.0.1:9", "t"), accepted_at=accepted_at,
+                        share=share)  # fmt: skip
+
+    def record(name: str, started: float, pulled: float, rate: float, **kw: Any) -> PodRecord:
+        stats = PodStats(started_at=started, rate=rate, in_flight=kw.pop("in_flight", 0))
+        return PodRecord(name, started, stats, pulled_at=pulled, **kw)
+
+    def bound(expected: float, in_flight: int = 0) -> int:
+        return in_flight + math.ceil(expected + 3 * math.sqrt(expected))
+
+    def run(records: list[PodRecord], pods: dict[str, PodState]) -> tuple[int, tuple[str, ...]]:
+        lost = unaccounted(
+            records, pods, start_unix=100.0, end_unix=110.0, lease_s=2.0, unix_of=lambda m: m
+        )
+        return lost.requests, lost.pods
+
+    # killed: last pull at 100, last plan at 101 -> it stopped by 103 at the latest
+    assert run([record("a", 90, 100, 50, in_flight=3)], {"a": pod("a", 101, 50)}) == (
+        bound(50 * 3, in_flight=3),
+        ("a",),
+    )
+    # drained: its last report is complete
+    assert run([record("a", 90, 109, 50, final=True)], {"a": pod("a", 109, 50)}) == (0, ())
+    # restarted under the same name at 102: the old process sent until then at most
+    old, new = record("b", 90, 100, 10), record("b", 102, 109, 10, final=True)
+    assert run([old, new], {"b": pod("b", 109, 10)}) == (bound(10 * 2), ("b",))
+    # died before its first pull: from the start (100) to its lease end (104 + 2)
+    assert run([], {"c": pod("c", 104, 20)}) == (bound(20 * 6), ("c",))
+    # never accepted a plan: sent nothing
+    assert run([], {"d": pod("d", float("-inf"), 20)}) == (0, ())

@@ -143,4 +143,6 @@ async def test_tick_lag_at_20_pods_stays_under_20ms() -> None:
     assert figures.ticks >= 38
     assert figures.push_failures == 0
     assert figures.tick_lag_ms_p99 < 20.0
-    assert all(p.epoch == figures.last_epoch for p in summary.pods), "every pod kept up"
+    # Every pod kept up: a flat curve pushes a pod when its lease is a quarter through (0.5 s,
+    # 5 ticks; one more when the loop's jitter lands the 5th tick a hair early).
+    assert all(figures.last_epoch - p.epoch <= 6 for p in summary.pods), "every pod kept up"

@@ -69,6 +69,18 @@ def test_min_achieved_ratio() -> None:
     assert not bad.passed and "is below" in bad.message
 
 
+def test_achieved_ratio_under_poisson_arrivals_states_the_scatter_and_warns() -> None:
+    # 1010 asked: 2σ = 2·√1010/1010 = 6.3 %, so a 99 % floor sits inside the scatter.
+    poisson = {"ratio": 1000 / 1010, "bound": 2 / 1010**0.5, "arrival": "poisson"}
+    tight = judge(thresholds(minAchievedRatio=0.99), summary(delivered=poisson))[0]
+    assert "±6.3% (2σ)" in tight.message and "can fail by chance" in tight.message
+    loose = judge(thresholds(minAchievedRatio=0.9), summary(delivered=poisson))[0]
+    assert "±6.3% (2σ)" in loose.message and "by chance" not in loose.message
+    uniform = {"ratio": 1000 / 1010, "bound": 1 / 1010, "arrival": "uniform"}
+    exact = judge(thresholds(minAchievedRatio=0.99), summary(delivered=uniform))[0]
+    assert "Poisson" not in exact.message
+
+
 def test_nothing_asked_means_nothing_missed() -> None:
     check = judge(thresholds(minAchievedRatio=0.9), summary(target_requests=0.0))[0]
     assert check.passed and check.observed == 1.0

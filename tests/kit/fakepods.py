@@ -48,6 +48,7 @@ class FakePod:
     delay: float = 0.0  # answer plans this late
     fail_status: int | None = None  # answer plans with this status
     latency_s: float = 0.001  # every counted request took this long
+    error_ratio: float = 0.0  # this share of the requests sent from now on fails (5xx)
     plans: list[Received] = field(default_factory=list)
     drained: bool = False
     stats_calls: int = 0
@@ -57,6 +58,7 @@ class FakePod:
     _rate: float = 0.0
     _since: float | None = None
     _requests: float = 0.0
+    _errors: float = 0.0
     _runner: web.AppRunner | None = None
     _hist: LatencyHistogram = field(default_factory=LatencyHistogram)
 
@@ -74,7 +76,9 @@ class FakePod:
     def _account(self) -> None:
         now = asyncio.get_running_loop().time()
         if self._since is not None:
-            self._requests += self._rate * (now - self._since)
+            sent = self._rate * (now - self._since)
+            self._requests += sent
+            self._errors += sent * self.error_ratio
         self._since = now
 
     async def accept(self, plan: Plan) -> PlanAck:
@@ -92,19 +96,23 @@ class FakePod:
     def stats(self) -> PodStats:
         self._account()
         requests = int(self._requests)
+        errors = min(requests, int(self._errors))
         for _ in range(requests - self._hist.count):
             self._hist.record_seconds(self.latency_s)
         encoded = self._hist.encode()
+        outcomes = {"2xx": requests - errors, "5xx": errors}
         return PodStats(
             pod=self.name,
             epoch=self._epoch,
             rate=self._rate,
             started_at=self.started_at,
             requests=requests,
+            errors=errors,
             targets={
                 "t": TargetStats(
                     requests=requests,
-                    outcomes={"2xx": requests} if requests else {},
+                    errors=errors,
+                    outcomes={k: n for k, n in outcomes.items() if n},
                     latency_raw=encoded,
                     latency_corrected=encoded,
                 )

@@ -69,6 +69,20 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
      "spec.search.window"),
     ("zero confirm window", {"search": {"confirmWindow": "0ms"}}, "spec.search.confirmWindow",
      "spec.search.confirmWindow"),
+    ("safety with no rule", {"safety": {"sustainedFor": "5s"}}, "spec.safety.errorRateAbove",
+     "spec.safety.errorRateAbove"),
+    ("safety scale without scaleTo", {"safety": {"errorRateAbove": 0.5, "action": "scale"}},
+     "spec.safety.scaleTo", "spec.safety.scaleTo"),
+    ("safety scaleTo without scale", {"safety": {"errorRateAbove": 0.5, "scaleTo": 0.5}},
+     "spec.safety.scaleTo", "spec.safety.scaleTo"),
+    ("zero safety p95Above", {"safety": {"p95Above": "0ms"}}, "spec.safety.p95Above",
+     "spec.safety.p95Above"),
+    ("zero safety sustainedFor", {"safety": {"errorRateAbove": 0.1, "sustainedFor": "0s"}},
+     "spec.safety.sustainedFor", "spec.safety.sustainedFor"),
+    ("zero safety window", {"safety": {"errorRateAbove": 0.1, "window": "0"}},
+     "spec.safety.window", "spec.safety.window"),
+    ("zero safety resumeAfter", {"safety": {"errorRateAbove": 0.1, "resumeAfter": "0s"}},
+     "spec.safety.resumeAfter", "spec.safety.resumeAfter"),
 ]  # fmt: skip
 
 
@@ -106,6 +120,8 @@ async def test_a_valid_spec_passes_the_rules(bare_api: Kube) -> None:
     body["spec"]["pattern"] = {"baseTPS": 10, "maxTPS": 10, "minTPS": 10,
                                "spikes": {"enabled": True, "meanInterval": "1m"}}  # fmt: skip
     body["spec"]["loadPods"] = {"replicas": 2, "minReady": 2}
+    body["spec"]["safety"] = {"p95Above": "300ms", "action": "scale", "scaleTo": 0.5,
+                              "resumeAfter": "30s"}  # fmt: skip
     answer = await bare_api.request("POST", lt_path(NS), body=body, params={"dryRun": "All"})
     assert answer["spec"]["targets"][0]["protocol"] == "grpc"
     parse_spec(body["spec"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import itertools
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -78,6 +79,7 @@ async def expect_rate(
     """Measured at our target server when we have one; else the status figure (real clusters)."""
     if target.server is not None:
         rate = await target.rate(seconds)
+        print(f"\n{what}: {rate:.1f} req/s at the target over {seconds:g} s")
         assert low <= rate <= high, (
             f"{what}: the target saw {rate:.1f} req/s, not {low:g}..{high:g}"
         )
@@ -118,7 +120,9 @@ async def eventually_rate(
     async def in_range() -> bool:
         return low <= await target.rate(0.5) <= high
 
+    began = time.monotonic()
     await wait_for(in_range, within=within, what=what)
+    print(f"\n{what}: in {low:g}..{high:g} req/s after {time.monotonic() - began:.1f} s")
 
 
 async def test_apply_runs_at_target_rate_with_owned_children(

@@ -233,6 +233,10 @@ def test_summary_figures_use_the_requested_latency_basis() -> None:
     assert raw["targets"] == [
         {"name": "a", "healthy": False, "requests": 10, "errors": 1, "errorRate": 0.1}
     ]
+    assert "unaccountedMax" not in raw  # no pod died: the totals are exact
+    summary.unaccounted_max = 37
+    lost = summary_figures(summary).model_dump(by_alias=True, exclude_unset=True)
+    assert lost["unaccountedMax"] == 37 and lost["requests"] == 10
     # Only what the figures are about goes into the patch: no phase, no defaults.
     assert set(raw) == {"requests", "errors", "errorRate", "latencyMs", "targets"}
 

@@ -11,7 +11,13 @@ from kar98k.report import write_report
 from kar98k.report.charts import MAX_POINTS
 from kar98k.results import RunSummary, SeriesPoint, TargetSummary
 
-CHART_IDS = ("chart-rate", "chart-latency", "chart-outcomes")
+CHART_IDS = (
+    "chart-rate",
+    "chart-latency",
+    "chart-target-latency",
+    "chart-target-errors",
+    "chart-outcomes",
+)
 XSS_TARGET = '"><img src=x onerror=alert(1)><script>alert(2)</script>'
 XSS_NAME = "</title><script>alert(3)</script>"
 

@@ -82,6 +82,12 @@ async def test_real_run_reports_validate(real_run: dict[str, Path]) -> None:
     html = real_run["html"].read_text(encoding="utf-8")
     for chart in ("chart-rate", "chart-latency", "chart-outcomes"):
         assert f'<svg id="{chart}"' in html
+    # per-target figures ride on the series and make one line per target in two charts
+    assert any(set(p["targets"]) == {"fast", "flaky"} for p in doc["series"])
+    assert html.count('class="tline') == 2 * 2
+    assert "±2σ of Poisson arrivals" in html  # the delivered card states its bound
+    assert doc["delivered"]["arrival"] == "poisson"
+    assert doc["unaccounted_max"] == 0  # the pod was drained: the totals are whole
     assert "http://" not in html
 
     suite = ET.parse(real_run["xml"]).getroot().find("testsuite")

@@ -13,6 +13,7 @@ from ..targets import Protocol, Target
 from .grpc_unary import GrpcExecutor
 from .http1 import Http1Executor
 from .http1_fast import FastHttp1Executor
+from .http1_pipeline import PipelinedHttp1Executor, pipeline_depth
 from .http2 import Http2Executor
 from .http2_fast import FastHttp2Executor
 
@@ -58,4 +59,7 @@ def make_executor(target: Target, max_in_flight: int) -> Executor:
         return FastHttp2Executor(target, max_in_flight)
     if os.environ.get(HTTP1_CLIENT_ENV, "fast").strip().lower() == "aiohttp":
         return Http1Executor(target, max_in_flight)
+    depth = pipeline_depth(target)  # opt-in: KAR98K_HTTP1_PIPELINE
+    if depth > 1:
+        return PipelinedHttp1Executor(target, max_in_flight, depth)
     return FastHttp1Executor(target, max_in_flight)

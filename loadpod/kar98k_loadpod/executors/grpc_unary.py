@@ -3,6 +3,12 @@
 Requests and responses travel as raw bytes (no per-call (de)serialization): the request is
 encoded once, from the health-check type or through server reflection, and responses are
 only judged by their status. Status OK is success; every other code is recorded by name.
+
+`push` is the pacer's task-free path: the call is started at once and its end reported
+through grpc.aio's done callback, so a send costs grpc.aio's own task and no second one of
+ours. The callback learns OK from the call object's cython core (`is_ok`, synchronous);
+anything else, or a grpcio without it, is read through the public `code()` in a small task
+(errors are rare at the rates where the saving matters). See docs/decisions.md.
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ import contextlib
 import logging
 import math
 import time
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -74,6 +82,7 @@ class GrpcExecutor:
         self._failed_until = 0.0
         self._logged: set[str] = set()
         self._resolving: asyncio.Task[bytes | str] | None = None
+        self._pending: set[asyncio.Task[None]] = set()  # pushed calls' outcome lookups
         # The health service is known locally: no reflection needed for it.
         probe_service = ""
         if self._method == HEALTH_METHOD:
@@ -188,6 +197,42 @@ class GrpcExecutor:
         except Exception:  # CancelledError is a BaseException and passes through
             return ERROR
         return GRPC_OK
+
+    def push(self, done: Callable[[Any, str], None], token: Any) -> bool:
+        """Start one call now, answered by `done(token, outcome)` (never before this returns);
+        False, with nothing started, until channels are open and the request is known."""
+        calls = self._calls
+        payload = self._payload
+        if not calls or payload is None:
+            return False
+        index = self._next
+        self._next = index + 1 if index + 1 < len(calls) else 0
+        try:
+            call = calls[index](payload, timeout=self._timeout, metadata=self._metadata)
+        except Exception:
+            return False  # the task path will try, and record what it gets
+        call.add_done_callback(partial(self._called, done, token))
+        return True
+
+    def _called(self, done: Callable[[Any, str], None], token: Any, call: Any) -> None:
+        try:
+            ok = bool(call._cython_call.is_ok())
+        except Exception:  # a grpcio without it: ask the public API
+            ok = False
+        if ok:
+            done(token, GRPC_OK)
+            return
+        task = asyncio.get_running_loop().create_task(self._outcome(call, done, token))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    @staticmethod
+    async def _outcome(call: Any, done: Callable[[Any, str], None], token: Any) -> None:
+        try:
+            outcome = grpc_outcome(await call.code())
+        except Exception:
+            outcome = ERROR
+        done(token, outcome)
 
     async def probe(self) -> bool:
         """grpc.health.v1 Check on the target's service ('' = the whole server)."""

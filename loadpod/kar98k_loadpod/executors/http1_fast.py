@@ -1,16 +1,22 @@
 """Lean HTTP/1.1 executor: asyncio Protocols, httptools' C parser, pre-rendered requests.
 
 Same interface and outcome keys as the aiohttp executor (`http1.py`), built for rate: a
-send costs one buffer write, one future and the parser's C callbacks, with no per-request
-header objects, URL handling or stream readers.
+send costs one buffer write and the parser's C callbacks (plus a future on the `send()`
+path), with no per-request header objects, URL handling or stream readers.
 
-- One request at a time per connection (no pipelining), over a keep-alive pool of at most
-  `max_in_flight` connections; idle connections are reused last-in first-out (warm ones).
+- One request at a time per connection (pipelining is opt-in: `http1_pipeline.py`), over a
+  keep-alive pool of at most `max_in_flight` connections; idle connections are reused
+  last-in first-out (warm ones).
+- Two ways in: `send()` (a coroutine, opens connections when none is idle) and `push()` (the
+  pacer's task-free path: takes an idle connection or declines, answers through a callback).
 - Bodies are drained by the parser without being kept (`on_body` is not defined), whether
   framed by Content-Length, chunked, or delimited by the server closing the connection.
 - `Connection: close` from the server, or a parse error, retires the connection.
 - A request sent on a reused keep-alive connection that the server had already closed
   (the keep-alive race) is retried once on a fresh one, for idempotent methods only.
+- A response head (status line and headers) longer than `MAX_RESPONSE_HEAD` is an 'error' and
+  retires the connection: a target streaming headers forever is cut at once, not held until
+  the timeout. Bodies are bounded by the timeout alone (they are drained, never kept).
 - Timeouts: one sweep timer per pool checks the deadlines of busy connections instead of
   one timer per request; a timed-out connection is aborted, never reused.
 - TLS through the executors' shared client context: verified unless the target sets
@@ -26,7 +32,8 @@ import logging
 import socket
 import ssl
 from collections import deque
-from typing import Final, cast
+from collections.abc import Callable
+from typing import Any, Final, cast
 from urllib.parse import quote, unquote, urlsplit
 
 import httptools
@@ -45,6 +52,11 @@ _STATUS_KEYS: Final[tuple[str, ...]] = ("error", "1xx", "2xx", "3xx", "4xx", "5x
 _RETRY: Final = "retry"
 _SAFE_PATH: Final = "/%:@!$&'()*+,;=-._~"
 _SAFE_QUERY: Final = _SAFE_PATH + "?"
+MAX_RESPONSE_HEAD: Final = 64 * 1024
+"""Bytes a response may take before its headers end (curl allows 100 KiB, nginx 32 KiB)."""
+
+Done = Callable[[Any, str], None]
+"""A pushed send's completion callback: (the caller's token, outcome key)."""
 
 
 def _status_key(status: int) -> str:
@@ -123,10 +135,13 @@ class _Conn(asyncio.Protocol):
         "_head",
         "closed",
         "deadline",
+        "done",
         "got_bytes",
+        "head_bytes",
         "headers_done",
         "parser",
         "pool",
+        "token",
         "transport",
         "used",
         "waiter",
@@ -137,9 +152,12 @@ class _Conn(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.waiter: asyncio.Future[str] | None = None
+        self.done: Done | None = None  # instead of `waiter` for a pushed send, with `token`
+        self.token: Any = None
         self.deadline = 0.0
         self.headers_done = False
         self.got_bytes = False
+        self.head_bytes = 0
         self.closed = False
         self.used = False  # has completed at least one request (a reused connection)
         self._head = pool.head
@@ -160,11 +178,17 @@ class _Conn(asyncio.Protocol):
         except Exception:  # HttpParserError, HttpParserUpgrade: the stream is unusable
             self._finish(ERROR)
             self.abort()
+            return
+        if not self.headers_done and (self.waiter is not None or self.done is not None):
+            self.head_bytes += len(data)
+            if self.head_bytes > MAX_RESPONSE_HEAD:
+                self._finish(ERROR)
+                self.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.pool.lost(self)
-        if self.waiter is not None:
+        if self.waiter is not None or self.done is not None:
             if self.headers_done:
                 # A body delimited by the close itself (no Content-Length, not chunked).
                 self._finish(_status_key(self.parser.get_status_code()))
@@ -187,20 +211,28 @@ class _Conn(asyncio.Protocol):
         if 100 <= status < 200 and status != 101:
             self.headers_done = False  # interim response (100 Continue): the real one follows
             return
-        waiter = self.waiter
-        if waiter is None:
+        waiter, done, token = self.waiter, self.done, self.token
+        if waiter is None and done is None:
             return  # unsolicited, or already timed out (the connection is going away)
-        self.waiter = None
-        self.pool.busy.discard(self)
+        self.waiter = self.done = None
         self.used = True
         if self._head:
             self.parser = httptools.HttpResponseParser(self)
         if parser.should_keep_alive() and not self.closed:
-            self.pool.release(self)
+            pool = self.pool
+            if pool.waiters:
+                pool.release(self)
+            else:
+                pool.idle.append(self)  # `release`'s common case, inline: once per request
         else:
             self.abort()
-        if not waiter.done():
-            waiter.set_result(_status_key(status))
+        klass = status // 100
+        outcome = _STATUS_KEYS[klass] if 1 <= klass <= 5 else ERROR  # _status_key, inline
+        if done is not None:
+            # May push the next send onto this very connection, now idle again.
+            done(token, outcome)
+        elif waiter is not None and not waiter.done():
+            waiter.set_result(outcome)
 
     # -- used by the pool ---------------------------------------------------------------
     def request(self, data: bytes, deadline: float) -> asyncio.Future[str]:
@@ -209,17 +241,36 @@ class _Conn(asyncio.Protocol):
         self.deadline = deadline
         self.headers_done = False
         self.got_bytes = False
-        self.pool.busy.add(self)
+        self.head_bytes = 0
         assert self.transport is not None
         self.transport.write(data)
         return waiter
 
+    def push(self, data: bytes, deadline: float, done: Done, token: Any) -> None:
+        """`request` answered through `done(token, outcome)` instead of a future."""
+        self.done = done
+        self.token = token
+        self.deadline = deadline
+        self.headers_done = False
+        self.got_bytes = False
+        self.head_bytes = 0
+        assert self.transport is not None
+        self.transport.write(data)
+
     def _finish(self, outcome: str) -> None:
-        waiter = self.waiter
-        self.waiter = None
-        self.pool.busy.discard(self)
-        if waiter is not None and not waiter.done():
+        waiter, done, token = self.waiter, self.done, self.token
+        self.waiter = self.done = None
+        if done is not None:
+            if outcome == _RETRY:
+                self.pool.retry(done, token)
+            else:
+                done(token, outcome)
+        elif waiter is not None and not waiter.done():
             waiter.set_result(outcome)
+
+    def awaiting(self) -> bool:
+        """An answer is due on this connection (its deadline applies)."""
+        return self.waiter is not None or self.done is not None
 
     def expire(self) -> None:
         """Deadline passed: answer 'timeout' and retire the connection (a late reply would
@@ -233,6 +284,10 @@ class _Conn(asyncio.Protocol):
             self.pool.lost(self)
             if self.transport is not None:
                 self.transport.abort()
+
+
+def _no_retry(done: Done, token: Any) -> None:
+    done(token, ERROR)
 
 
 class _Pool:
@@ -249,8 +304,10 @@ class _Pool:
         limit: int,
         sweep_interval: float,
         head: bool,
+        conn_class: type[_Conn] | None = None,
     ) -> None:
         self.loop = loop
+        self.conn_class = conn_class or _Conn
         self.host = host
         self.port = port
         self.ssl = ssl_context
@@ -258,17 +315,20 @@ class _Pool:
         self.limit = limit
         self.head = head
         self.idle: list[_Conn] = []
-        self.busy: set[_Conn] = set()
         self.count = 0  # open or opening connections
         self.waiters: deque[asyncio.Future[_Conn | None]] = deque()
         self.sweep_interval = sweep_interval
         self.sweeper: asyncio.TimerHandle | None = loop.call_later(sweep_interval, self._sweep)
         self.closing = False
         self.members: set[_Conn] = set()
+        # Sends again a pushed request lost to the keep-alive race (set by the executor).
+        self.retry: Callable[[Done, Any], None] = _no_retry
 
     def _sweep(self) -> None:
         now = self.loop.time()
-        expired = [conn for conn in self.busy if conn.deadline <= now]
+        # Busy connections are found here, not tracked per request: the sweep runs every
+        # 5-100 ms over at most `limit` connections, cheaper than a set update per send.
+        expired = [conn for conn in self.members if conn.deadline <= now and conn.awaiting()]
         for conn in expired:
             conn.expire()
         if not self.closing:
@@ -288,7 +348,6 @@ class _Pool:
         if conn not in self.members:
             return
         self.members.discard(conn)
-        self.busy.discard(conn)
         self.count -= 1
         with contextlib.suppress(ValueError):
             self.idle.remove(conn)
@@ -325,7 +384,7 @@ class _Pool:
                 return conn
 
     async def _connect(self, deadline: float) -> _Conn:
-        conn = _Conn(self)
+        conn = self.conn_class(self)
         # Counted from the start, so concurrent sends never open more than `limit`; `lost`
         # is the one place that uncounts, whichever way the connection ends.
         self.members.add(conn)
@@ -400,8 +459,14 @@ class FastHttp1Executor:
             )
         self._pool: _Pool | None = None
         self._probe_pool: _Pool | None = None
+        self._retries: set[asyncio.Task[None]] = set()
 
-    def _new_pool(self, limit: int, timeout: float, head: bool) -> _Pool:
+    _conn_class: type[_Conn] = _Conn
+    """What the sending pool opens (the probe pool always opens plain `_Conn`s)."""
+
+    def _new_pool(
+        self, limit: int, timeout: float, head: bool, conn_class: type[_Conn] = _Conn
+    ) -> _Pool:
         # Created lazily: pools belong to the running loop.
         return _Pool(
             asyncio.get_running_loop(),
@@ -412,6 +477,7 @@ class FastHttp1Executor:
             limit=limit,
             sweep_interval=min(0.1, max(0.005, timeout / 20)),
             head=head,
+            conn_class=conn_class,
         )
 
     async def send(self) -> str:
@@ -420,9 +486,32 @@ class FastHttp1Executor:
             if self._invalid is not None:
                 return ERROR
             pool = self._pool = self._new_pool(
-                self._limit, self._timeout, self._target.method == "HEAD"
+                self._limit, self._timeout, self._target.method == "HEAD", self._conn_class
             )
+            pool.retry = self._retry_pushed
         return await self._exchange(pool, self._request, self._timeout, self._retry_ok)
+
+    def push(self, done: Done, token: Any) -> bool:
+        """Start a send on an idle keep-alive connection, answered by `done(token, outcome)`
+        (never before this returns); False, with nothing started, when none is idle."""
+        pool = self._pool
+        if pool is None or not pool.idle:
+            return False
+        pool.idle.pop().push(self._request, pool.loop.time() + self._timeout, done, token)
+        return True
+
+    def _retry_pushed(self, done: Done, token: Any) -> None:
+        if not self._retry_ok or self._pool is None:
+            done(token, ERROR)
+            return
+        task = self._pool.loop.create_task(self._resend(self._pool, done, token))
+        self._retries.add(task)
+        task.add_done_callback(self._retries.discard)
+
+    async def _resend(self, pool: _Pool, done: Done, token: Any) -> None:
+        # The pushed attempt was the first: one more, like `send`'s retry.
+        outcome = await self._exchange(pool, self._request, self._timeout, False)
+        done(token, outcome)
 
     async def probe(self) -> bool:
         if self._invalid is not None:

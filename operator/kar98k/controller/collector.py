@@ -1,6 +1,8 @@
 """Stats collection: pull the pods' cumulative stats, drain them at the end, merge the lot.
 
-Merges run in a worker thread (histogram read-outs cost milliseconds), one at a time.
+Merges run in a worker thread (histogram read-outs cost milliseconds), one at a time. At most
+PULL_CONCURRENCY pulls are in flight: a hundred answers parsed in one loop iteration (~0.2 ms
+each, request included) would hold a tick back by 20 ms; sixteen at a time cost ~3 ms.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from .pods import PodCallError
 
 log = logging.getLogger(__name__)
 
+PULL_CONCURRENCY = 16
+
 
 class StatsCollector:
     """The latest stats per pod (`book`) and the latest merge of them (`merged`)."""
@@ -30,18 +34,21 @@ class StatsCollector:
         self._merging: asyncio.Future[Merged] | None = None
 
     async def pull_all(self) -> None:
-        await asyncio.gather(*(self._pull(p) for p in self._fleet.in_pool()))
+        gate = asyncio.Semaphore(PULL_CONCURRENCY)
+        await asyncio.gather(*(self._pull(p, gate) for p in self._fleet.in_pool()))
 
-    async def _pull(self, pod: PodState) -> None:
+    async def _pull(self, pod: PodState, gate: asyncio.Semaphore) -> None:
         client = self._fleet.client
         assert client is not None
+        sent_at = self._now_unix()
         try:
-            stats = await client.stats(pod.endpoint)
+            async with gate:
+                stats = await client.stats(pod.endpoint)
         except PodCallError as exc:
             self.failures += 1
             log.debug("%s", exc)
             return
-        self.book.update(pod.endpoint.name, stats)
+        self.book.update(pod.endpoint.name, stats, pulled_at=sent_at)
 
     async def merge(self) -> Merged:
         """Merge what the book holds now and adopt it (after any merge still running)."""
@@ -64,7 +71,10 @@ class StatsCollector:
             await asyncio.wait([self._merging])
 
     def _inputs(self) -> tuple[list[PodRecord], float]:
-        return self.book.records(), self._clock.unix(asyncio.get_running_loop().time())
+        return self.book.records(), self._now_unix()
+
+    def _now_unix(self) -> float:
+        return self._clock.unix(asyncio.get_running_loop().time())
 
     async def drain_all(self, grace: float) -> None:
         await asyncio.gather(*(self._drain(p, grace) for p in self._fleet.in_pool()))
@@ -72,15 +82,17 @@ class StatsCollector:
     async def _drain(self, pod: PodState, grace: float) -> None:
         client = self._fleet.client
         assert client is not None
+        sent_at = self._now_unix()
         try:
             stats = await client.drain(pod.endpoint, grace)
         except PodCallError as exc:
             log.warning("%s; keeping its last stats", exc)
             with contextlib.suppress(PodCallError):
+                sent_at = self._now_unix()
                 stats = await client.stats(pod.endpoint)
-                self.book.update(pod.endpoint.name, stats)
+                self.book.update(pod.endpoint.name, stats, pulled_at=sent_at)
             return
-        self.book.update(pod.endpoint.name, stats, final=True)
+        self.book.update(pod.endpoint.name, stats, final=True, pulled_at=sent_at)
 
     def achieved_rate_1s(self) -> float:
         """What the pods in the pool started over their last second, summed."""

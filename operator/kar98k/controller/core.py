@@ -1,10 +1,11 @@
 """The controller core: one tick loop per LoadTest, shared by the local runner and the operator.
 
 Every `tick_interval` it asks the pattern engine for rate(t), splits it over the ready pods and
-pushes each pod its plan (fire-and-track: one task per push, never awaited by the tick, and a
-pod whose previous push is still pending is skipped for this tick). Every `stats_interval` it
-pulls the pods' cumulative stats and merges them. At `spec.duration` (or `stop()`) it stops
-pushing, drains every pod and returns the final RunSummary. No kopf, no kubernetes here.
+pushes its plan to each pod whose share moved or whose lease is due (`plan.PushPolicy`), fire-
+and-track: one task per push, never awaited by the tick, and a pod whose previous push is still
+pending is skipped for this tick. Every `stats_interval` it pulls the pods' cumulative stats and
+merges them. At `spec.duration` (or `stop()`) it stops pushing, drains every pod and returns
+the final RunSummary. No kopf, no kubernetes here.
 
 The parts: `clock` (elapsed and unix time of the run), `events` (what the listener is told),
 `fleet` (pod bookkeeping and plan pushes), `plan` (what a tick pushes), `collector` (stats
@@ -31,8 +32,9 @@ from .collector import StatsCollector
 from .events import ControllerEvent, Events
 from .fleet import PodFleet
 from .merge import Mark, Merged, Window, window_between
-from .plan import TickPlan
+from .plan import PushPolicy, TickPlan
 from .pods import PodApi, PodClient, PodSource
+from .safety import SafetyGuard
 from .series import SeriesBook
 from .summarize import build_summary
 from .ticks import LagRecorder
@@ -83,9 +85,14 @@ class Controller:
         stats_interval: float = 2.0,
         clock: WallClock = time.time,
         client: PodApi | None = None,
+        rate_limit: Callable[[float], float] | None = None,
+        push_policy: PushPolicy | None = None,
     ) -> None:
         """`clock` is the wall clock (unix seconds); the monotonic clock is the event loop's.
-        `client` talks to the pods (default: a `PodClient` opened for the run)."""
+        `client` talks to the pods (default: a `PodClient` opened for the run). `rate_limit`
+        maps each tick's rate to the rate pushed (the operator's cluster-wide TPS budget).
+        `push_policy` says which pods a tick pushes (default: those whose share moved, or
+        whose lease is due)."""
         if start.tzinfo is None:
             start = start.replace(tzinfo=UTC)
         self.name = name
@@ -97,11 +104,19 @@ class Controller:
         self._clock = RunClock(start.astimezone(UTC), clock)
         self._client = client
         self._events = Events(name, self._clock, on_event)
-        self._fleet = PodFleet(source, name=name, emit=self._events.emit)
+        self._fleet = PodFleet(
+            source,
+            name=name,
+            emit=self._events.emit,
+            policy=push_policy,
+            tick_interval=tick_interval,
+        )
         self._stats = StatsCollector(self._fleet, self._clock)
         self._engine = PatternEngine(spec.pattern, seed=seed, start=self._clock.start)
         self._manual: list[tuple[float, float, float]] = []
         self._paused = spec.paused
+        self._guard = _guard_of(spec)
+        self._rate_limit = rate_limit
         # Epochs must rise across controller restarts too: wall-clock milliseconds grow 100x
         # faster than ticks add, so a later controller always starts above an earlier one's
         # last epoch; `epoch_base` (the persisted last epoch) covers a clock set backwards.
@@ -133,6 +148,11 @@ class Controller:
         return self._spec
 
     @property
+    def tick_lags(self) -> LagRecorder:
+        """How late the ticks ran (read-only use: benchmarks want percentiles beyond p99)."""
+        return self._lag
+
+    @property
     def unready_after(self) -> int:
         """Consecutive failed pushes after which a pod is marked unready."""
         return self._fleet.unready_after
@@ -157,9 +177,24 @@ class Controller:
             self._events.emit("paused", "paused: rate 0 until resumed")
 
     def resume(self) -> None:
+        """Follow the curve again; a human resume also closes a tripped safety breaker."""
         if self._paused:
             self._paused = False
             self._events.emit("resumed", "resumed: following the curve again")
+        self.reset_safety()
+
+    def reset_safety(self) -> None:
+        """A human closes a tripped safety breaker (an abort stays aborted); a pause by the
+        user stays in force: only the breaker's factor is lifted."""
+        if self._guard is not None:
+            change = self._guard.reset(self._clock.elapsed_now(), self._clock.wall())
+            if change is not None:
+                self._events.emit("safety-closed", self._guard.message(change))
+
+    @property
+    def safety(self) -> SafetyGuard | None:
+        """The safety breaker (spec.safety) with its trips; None when the spec has none."""
+        return self._guard
 
     def inject_spike(self, factor: float, duration: float) -> None:
         """A manual spike starting now (engine time), on top of the pattern."""
@@ -187,6 +222,11 @@ class Controller:
             for at, factor, duration in self._manual:
                 self._engine.add_manual_spike(at, factor, duration)
         self._spec = spec
+        if (
+            spec.safety != old.safety
+            or spec.thresholds.latency_basis != old.thresholds.latency_basis
+        ):
+            self._guard = _guard_of(spec)  # new rules start closed, on a fresh window
         if spec.paused != old.paused:
             if spec.paused:
                 self.pause()
@@ -325,6 +365,10 @@ class Controller:
         point = self._point(self._clock.elapsed(now))
         self._advance(now)
         rate = 0.0 if self._paused else point.rate
+        if self._guard is not None:
+            rate *= self._guard.breaker.factor
+        if self._rate_limit is not None:
+            rate = self._rate_limit(rate)
         if point.spike_active != self._spike:
             if point.spike_active:
                 self._events.emit("spike-begin", f"spike begins (rate {rate:.0f}/s and rising)")
@@ -369,8 +413,10 @@ class Controller:
             await asyncio.sleep(max(0.0, mono0 + k * self.stats_interval - loop.time()))
             try:
                 await self._stats.pull_all()
-                self._add_window(await self._stats.merge())
+                merged = await self._stats.merge()
+                self._add_window(merged)
                 self._check_breaches()
+                self._check_safety(merged)
             except Exception:  # keep pulling; the final merge still runs at the end
                 log.exception("%s: stats pull or merge failed", self.name)
             due = math.floor((loop.time() - mono0) / self.stats_interval)
@@ -391,9 +437,31 @@ class Controller:
             elif check.passed:
                 self._failing.discard(check.name)
 
+    def _check_safety(self, merged: Merged) -> None:
+        """Feed the breaker this merge; act on a trip or close (events, abort)."""
+        guard = self._guard
+        if guard is None or merged.mark is None:
+            return
+        now = asyncio.get_running_loop().time()
+        change = guard.observe(now, self._clock.elapsed(now), merged.mark)
+        if change is None:
+            return
+        kind = "safety-tripped" if change.kind == "trip" else "safety-closed"
+        self._events.emit(kind, guard.message(change))
+        if guard.aborted:
+            self.stop(complete=True)
+
     # ----------------------------------------------------------------- summary
 
     def _summary(self, *, final: bool, series_last: int | None) -> RunSummary:
+        summary = self._build_summary(final=final, series_last=series_last)
+        if self._guard is not None:
+            summary.safety_trips = [trip.model_copy() for trip in self._guard.trips]
+            if final and self._guard.aborted:
+                summary.verdict = "fail"  # the breaker ended the run: never a pass
+        return summary
+
+    def _build_summary(self, *, final: bool, series_last: int | None) -> RunSummary:
         return build_summary(
             name=self.name,
             seed=self.seed,
@@ -408,6 +476,8 @@ class Controller:
             thresholds=self._spec.thresholds,
             final=final,
             series_last=series_last,
+            arrival=self._spec.load_pods.arrival,
+            lease_s=self.lease_seconds,
         )
 
     def _figures(self) -> ControllerFigures:
@@ -424,3 +494,9 @@ class Controller:
             first_epoch=self._epoch_base + 1 if self._ticks else 0,
             last_epoch=self._epoch if self._ticks else 0,
         )
+
+
+def _guard_of(spec: LoadTestSpec) -> SafetyGuard | None:
+    if spec.safety is None:
+        return None
+    return SafetyGuard(spec.safety, spec.thresholds.latency_basis)

@@ -16,7 +16,8 @@ class ControllerEvent:
     """Something a live view, a log or Kubernetes events should tell the user.
 
     kinds: started, spike-begin, spike-end, pod-lost, pod-joined, threshold-breach, paused,
-    resumed, finished; a capacity search adds search-step and search-result.
+    resumed, finished, safety-tripped, safety-closed (spec.safety's breaker); a capacity search
+    adds search-step and search-result.
     """
 
     kind: str

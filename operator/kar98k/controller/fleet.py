@@ -1,7 +1,9 @@
 """The controller's pods: who is in the pool, who answers, what each accepted; plan pushes.
 
 Pushes are fire-and-track: one task per push, never awaited by the tick, and a pod whose
-previous push is still pending is skipped for this tick. UNREADY_AFTER failed pushes in a row
+previous push is still pending is skipped for this tick. Which pods a tick pushes at all is the
+`PushPolicy`'s call (share moved, plan changed, or lease due for renewal); a pod whose last push
+failed is due again on the next tick. UNREADY_AFTER failed pushes in a row
 mark a pod unready (its share moves to the rest); an unready pod still in the pool is offered
 a zero plan every PROBE_INTERVAL and gets a share again once one lands.
 """
@@ -16,7 +18,7 @@ from dataclasses import dataclass, field
 
 from kar98k_loadpod.plan import Plan
 
-from .plan import TickPlan
+from .plan import PlanShape, PushPolicy, TickPlan
 from .pods import PUSH_TIMEOUT, PodApi, PodCallError, PodEndpoint, PodSource
 from .split import split_rate
 
@@ -38,8 +40,12 @@ class PodState:
     pending: asyncio.Task[None] | None = field(default=None, repr=False)
     share: float = 0.0  # last share the pod accepted
     epoch: int = 0  # last epoch the pod accepted
+    accepted: bool = False  # the pod accepted a plan of this run, so `share` is in force
+    renewed_at: float = -math.inf  # loop time the last accepted push was sent (lease start)
+    shape: PlanShape | None = None  # the rest of the last accepted plan
     last_probe: float = -math.inf
     last_error: str = ""
+    accepted_at: float = -math.inf  # loop time the last plan was acknowledged (lease runs)
 
     @property
     def serving(self) -> bool:
@@ -50,13 +56,24 @@ class PodState:
 class PodFleet:
     """Pod bookkeeping and push state; `client` is set while the controller runs."""
 
-    def __init__(self, source: PodSource, *, name: str, emit: Emit) -> None:
+    def __init__(
+        self,
+        source: PodSource,
+        *,
+        name: str,
+        emit: Emit,
+        policy: PushPolicy | None = None,
+        tick_interval: float = 0.1,
+    ) -> None:
         self.pods: dict[str, PodState] = {}
+        self.policy = policy or PushPolicy()
+        self.tick_interval = tick_interval
         self.client: PodApi | None = None
         self.unready_after = UNREADY_AFTER
         self.pushes = 0
         self.push_failures = 0
         self.pushes_skipped = 0
+        self._shape: PlanShape | None = None
         self._source = source
         self._name = name
         self._emit = emit
@@ -95,14 +112,37 @@ class PodFleet:
     def push(self, tick: TickPlan, now: float) -> None:
         """Split the tick's rate exactly over the serving pods; probe the unready ones due."""
         serving = sorted(n for n, p in self.pods.items() if p.serving)
-        for name, share in split_rate(tick.rate, serving).items():
-            self._push(self.pods[name], tick, share)
+        shape = tick.shape()
+        if shape == self._shape:  # one comparison per tick; pods then compare by identity
+            shape = self._shape
+        self._shape = shape
+        slots = self.policy.slots(shape.lease_seconds, self.tick_interval)
+        for index, (name, share) in enumerate(split_rate(tick.rate, serving).items()):
+            pod = self.pods[name]
+            if self._due(pod, share, shape, now, on_slot=(tick.epoch - index) % slots == 0):
+                self._push(pod, tick, share, shape, now)
         for pod in self.pods.values():
             if pod.in_source and not pod.ready and now - pod.last_probe >= PROBE_INTERVAL:
                 pod.last_probe = now
-                self._push(pod, tick, 0.0)
+                self._push(pod, tick, 0.0, shape, now)
 
-    def _push(self, pod: PodState, tick: TickPlan, share: float) -> None:
+    def _due(
+        self, pod: PodState, share: float, shape: PlanShape, now: float, *, on_slot: bool
+    ) -> bool:
+        policy = self.policy
+        return (
+            not pod.accepted
+            or pod.failures > 0
+            or pod.shape is not shape
+            or policy.share_moved(pod.share, share)
+            or policy.renew_due(
+                now - pod.renewed_at, shape.lease_seconds, on_slot, self.tick_interval
+            )
+        )
+
+    def _push(
+        self, pod: PodState, tick: TickPlan, share: float, shape: PlanShape, now: float
+    ) -> None:
         if pod.pending is not None and not pod.pending.done():
             self.pushes_skipped += 1
             return
@@ -112,9 +152,9 @@ class PodFleet:
         except ValueError as exc:  # e.g. a share above what one pod accepts: as if refused
             self._failed(pod, PodCallError(pod.endpoint.name, "push plan", f"invalid plan: {exc}"))
             return
-        pod.pending = asyncio.create_task(self._send_plan(pod, plan))
+        pod.pending = asyncio.create_task(self._send_plan(pod, plan, shape, now))
 
-    async def _send_plan(self, pod: PodState, plan: Plan) -> None:
+    async def _send_plan(self, pod: PodState, plan: Plan, shape: PlanShape, sent: float) -> None:
         assert self.client is not None
         try:
             await self.client.push_plan(pod.endpoint, plan, within=PUSH_TIMEOUT)
@@ -122,6 +162,8 @@ class PodFleet:
             self._failed(pod, exc)
             return
         pod.failures, pod.epoch, pod.share = 0, plan.epoch, plan.rate
+        pod.accepted_at = asyncio.get_running_loop().time()
+        pod.accepted, pod.renewed_at, pod.shape = True, sent, shape
         if not pod.ready and pod.in_source:
             pod.ready = True
             self._emit("pod-joined", f"{pod.endpoint.name} answers again; it gets a share")

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from kar98k_loadpod.failures import decode_failures, failure_histogram
 from kar98k_loadpod.histogram import LatencyHistogram
 from kar98k_loadpod.stats import PodStats
 
-from kar98k.results import LatencyPair, LatencySummary, TargetSummary
+from kar98k.results import FailureTimeSummary, LatencyPair, LatencySummary, TargetSummary
 
 from .hdr import Counts, counts_of, summarize, summarize_counts, summarize_delta
 
@@ -32,6 +33,8 @@ class PodRecord:
     started_at: float
     stats: PodStats
     per_second: dict[int, int] = field(default_factory=dict)
+    pulled_at: float = 0.0  # unix time the pull that brought `stats` was sent (0: unknown)
+    final: bool = False  # a drain's last report: nothing more was sent after it
 
 
 class StatsBook:
@@ -41,8 +44,11 @@ class StatsBook:
         self._current: dict[str, PodRecord] = {}
         self._retired: list[PodRecord] = []
 
-    def update(self, name: str, stats: PodStats, *, final: bool = False) -> None:
-        """Keep `stats` as the pod's latest; `final` marks a drained pod's last report."""
+    def update(
+        self, name: str, stats: PodStats, *, final: bool = False, pulled_at: float = 0.0
+    ) -> None:
+        """Keep `stats` as the pod's latest; `final` marks a drained pod's last report and
+        `pulled_at` is when the pull was sent (the report is no older)."""
         record = self._current.get(name)
         if record is not None and stats.started_at and record.started_at != stats.started_at:
             self._retired.append(record)  # the pod restarted: its old counts still count
@@ -51,6 +57,8 @@ class StatsBook:
             record = PodRecord(name=name, started_at=stats.started_at, stats=stats)
             self._current[name] = record
         record.stats = stats
+        record.pulled_at = pulled_at
+        record.final = final
         # Whole seconds are final once reported; later reports supersede earlier ones.
         per_second = dict(record.per_second)
         per_second.update({int(sec): int(n) for sec, n in stats.sent_per_second})
@@ -72,7 +80,7 @@ class StatsBook:
     def records(self) -> list[PodRecord]:
         """A snapshot safe to hand to the merge thread (records are replaced, never mutated)."""
         return [
-            PodRecord(r.name, r.started_at, r.stats, r.per_second)
+            PodRecord(r.name, r.started_at, r.stats, r.per_second, r.pulled_at, r.final)
             for r in [*self._retired, *self._current.values()]
         ]
 
@@ -94,10 +102,33 @@ class Window:
     dropped: int = 0
     healthy: bool = True  # every target healthy at the window's end
     answered: int = 0  # requests the targets answered (the ones latency is measured on)
+    targets: dict[str, TargetWindow] = field(default_factory=dict)  # interval windows only
 
     @property
     def error_rate(self) -> float | None:
         return self.errors / self.requests if self.requests else None
+
+
+@dataclass(frozen=True)
+class TargetWindow:
+    """One target's figures between two merges: the per-target lines of the report's charts."""
+
+    requests: int
+    errors: int
+    p95_ms: float | None  # corrected; None when nothing was answered in the window
+
+    @property
+    def error_rate(self) -> float | None:
+        return self.errors / self.requests if self.requests else None
+
+
+@dataclass(frozen=True)
+class _TargetMark:
+    """One target's cumulative figures at the last merge (what the next interval starts from)."""
+
+    requests: int
+    errors: int
+    corrected: Counts
 
 
 @dataclass(frozen=True)
@@ -110,6 +141,7 @@ class Merged:
     late_sends: int = 0
     dropped: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
+    time_to_failure: dict[str, FailureTimeSummary] = field(default_factory=dict)
     targets: dict[str, TargetSummary] = field(default_factory=dict)
     latency: LatencyPair = field(default_factory=LatencyPair)
     per_second: dict[int, int] = field(default_factory=dict)
@@ -166,11 +198,15 @@ class Merger:
     def __init__(self, rolling_seconds: float = ROLLING_SECONDS) -> None:
         self._rolling = rolling_seconds
         self._history: deque[Mark] = deque()
+        # Per target, the last merge's figures only (the series needs intervals, not the
+        # rolling window): one histogram snapshot per target, bounded by the spec's targets.
+        self._targets_then: dict[str, _TargetMark] = {}
 
     def merge(self, records: Sequence[PodRecord], now_unix: float) -> Merged:
         total_raw, total_corr = LatencyHistogram(), LatencyHistogram()
         per_target_raw: dict[str, LatencyHistogram] = {}
         per_target_corr: dict[str, LatencyHistogram] = {}
+        failures = _FailureMerge()
         targets: dict[str, TargetSummary] = {}
         outcomes: dict[str, int] = {}
         per_second: dict[int, int] = {}
@@ -198,7 +234,9 @@ class Merger:
                 per_target_corr.setdefault(name, LatencyHistogram()).merge(corr)
                 total_raw.merge(raw)
                 total_corr.merge(corr)
+                failures.add(name, tstats.time_to_failure)
         for name, summary in targets.items():
+            summary.time_to_failure_ms = failures.summaries(name)
             summary.error_rate = summary.errors / summary.requests if summary.requests else 0.0
             summary.latency_ms = LatencyPair(
                 raw=summarize(per_target_raw[name]), corrected=summarize(per_target_corr[name])
@@ -216,6 +254,13 @@ class Merger:
         )
         previous = self._history[-1] if self._history else None
         interval = window_between(previous, snap) if previous else None
+        targets_now = {
+            name: _TargetMark(t.requests, t.errors, counts_of(per_target_corr[name]))
+            for name, t in targets.items()
+        }
+        if interval is not None:
+            interval = replace(interval, targets=_target_windows(self._targets_then, targets_now))
+        self._targets_then = targets_now
         while len(self._history) > 1 and now_unix - self._history[1].unix >= self._rolling:
             self._history.popleft()
         oldest = self._history[0] if self._history else None
@@ -228,6 +273,7 @@ class Merger:
             late_sends=late,
             dropped=dropped,
             outcomes=outcomes,
+            time_to_failure=failures.summaries(None),
             targets=targets,
             latency=LatencyPair(
                 raw=summarize_counts(total_raw, snap.raw),
@@ -238,6 +284,48 @@ class Merger:
             rolling=rolling,
             mark=snap,
         )
+
+
+class _FailureMerge:
+    """Time-to-failure histograms merged per (target, outcome) and per outcome over all targets
+    (None), like the latency ones: never averaged, never mixed into latency."""
+
+    def __init__(self) -> None:
+        self._hists: dict[tuple[str | None, str], LatencyHistogram] = {}
+
+    def add(self, target: str, encoded: dict[str, str]) -> None:
+        for outcome, text in encoded.items():
+            hist = decode_failures(text)
+            for key in ((target, outcome), (None, outcome)):
+                merged = self._hists.get(key)
+                if merged is None:
+                    merged = self._hists[key] = failure_histogram()
+                merged.merge(hist)
+
+    def summaries(self, target: str | None) -> dict[str, FailureTimeSummary]:
+        out: dict[str, FailureTimeSummary] = {}
+        for (name, outcome), hist in sorted(self._hists.items(), key=lambda kv: kv[0][1]):
+            if name == target and hist.count:
+                figures = summarize(hist)
+                out[outcome] = FailureTimeSummary(count=hist.count, **figures.model_dump())
+        return out
+
+
+def _target_windows(
+    before: dict[str, _TargetMark], now: dict[str, _TargetMark]
+) -> dict[str, TargetWindow]:
+    """Each target's interval: counter and histogram differences, as `window_between`."""
+    shape = _shape()
+    out: dict[str, TargetWindow] = {}
+    for name, mark in now.items():
+        then = before.get(name, _TargetMark(0, 0, ()))
+        answered = summarize_delta(shape, mark.corrected, then.corrected)
+        out[name] = TargetWindow(
+            requests=max(0, mark.requests - then.requests),
+            errors=max(0, mark.errors - then.errors),
+            p95_ms=answered.p95 if answered.max > 0 else None,
+        )
+    return out
 
 
 def _add_unreported_second(per_second: dict[int, int], stats: PodStats) -> None:

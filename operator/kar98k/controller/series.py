@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from kar98k.results import SeriesPoint
+from kar98k.results import SeriesPoint, TargetPoint
 
 from .merge import Window
 
@@ -72,6 +72,16 @@ class SeriesBook:
                     p95_ms=window.corrected.p95 if window and window.requests else None,
                     p99_ms=window.corrected.p99 if window and window.requests else None,
                     error_rate=window.error_rate if window else None,
+                    targets=_target_points(window),
                 )
             )
         return out
+
+
+def _target_points(window: Window | None) -> dict[str, TargetPoint]:
+    if window is None:
+        return {}
+    return {
+        name: TargetPoint(p95_ms=t.p95_ms, error_rate=t.error_rate)
+        for name, t in window.targets.items()
+    }

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 
+from kar98k_loadpod.plan import Arrival
+
 from kar98k import verdict
-from kar98k.results import ControllerFigures, LatencyPair, PodSummary, RunSummary
+from kar98k.results import ControllerFigures, Delivered, LatencyPair, PodSummary, RunSummary
 from kar98k.spec.model import Thresholds
 
 from .clock import RunClock
@@ -13,6 +16,10 @@ from .collector import StatsCollector
 from .fleet import PodFleet
 from .merge import StatsBook
 from .series import SeriesBook
+from .unaccounted import unaccounted
+
+DELIVERED_SIGMAS = 2.0
+"""The delivered ratio's stated bound under Poisson arrivals: ±2σ holds ~95 % of runs."""
 
 
 def build_summary(
@@ -30,10 +37,14 @@ def build_summary(
     thresholds: Thresholds,
     final: bool,
     series_last: int | None,
+    arrival: Arrival = Arrival.POISSON,
+    lease_s: float = 0.0,
 ) -> RunSummary:
     """`series` is None until the run began; `last_mono` is the loop time accounted up to,
     `end_mono` when the ticks ended (None while they run). `series_last`: the newest points
-    only (None: all, 0: none). `final` judges the verdict; otherwise it is "running"."""
+    only (None: all, 0: none). `final` judges the verdict and bounds what dead pods may have
+    sent unreported (pods send nothing `lease_s` after their last plan); otherwise the verdict
+    is "running"."""
     merged = stats.merged
     until = end_mono if end_mono is not None else last_mono
     active = max(0.0, until - clock.mono0) if series else 0.0
@@ -57,17 +68,40 @@ def build_summary(
         achieved_tps=requests / duration if duration > 0 else 0.0,
         target_tps_mean=target_requests / active if active > 0 else 0.0,
         target_requests=target_requests,
+        delivered=delivered(requests, target_requests, arrival, len(fleet.pods)),
         latency_ms=merged.latency.model_copy(deep=True) if merged.requests else LatencyPair(),
         outcomes=dict(merged.outcomes),
+        time_to_failure_ms={k: v.model_copy() for k, v in merged.time_to_failure.items()},
         targets={k: v.model_copy(deep=True) for k, v in merged.targets.items()},
         pods=pod_summaries(fleet, stats.book, final=final, active=active),
         controller=figures,
     )
+    if final:
+        lost = unaccounted(
+            stats.book.records(),
+            fleet.pods,
+            start_unix=clock.unix(clock.mono0),
+            end_unix=clock.unix(until),
+            lease_s=lease_s,
+            unix_of=clock.unix,
+        )
+        summary.unaccounted_max, summary.unaccounted_pods = lost.requests, list(lost.pods)
     if series is not None and series_last != 0:
         summary.series = series.points(merged.per_second, last=series_last)
     summary.checks = verdict.judge(thresholds, summary)
     summary.verdict = verdict.verdict_of(summary.checks) if final else "running"
     return summary
+
+
+def delivered(sent: int, asked: float, arrival: Arrival, pods: int) -> Delivered | None:
+    """Sent / asked with the ± the arrivals alone put on it (docs/report-schema.md)."""
+    if asked <= 0:
+        return None
+    if arrival is Arrival.POISSON:
+        bound = DELIVERED_SIGMAS * math.sqrt(asked) / asked
+    else:
+        bound = max(pods, 1) / asked  # one send per pod at either end of its window
+    return Delivered(ratio=sent / asked, bound=bound, arrival=arrival.value)
 
 
 def pod_summaries(

@@ -23,6 +23,7 @@ from rich.table import Table
 
 from kar98k.controller import Controller, RunSummary
 from kar98k.report import check_report_path, write_report
+from kar98k.report.wording import delivered_text, unaccounted_text
 from kar98k.search.engine import SearchEngine
 from kar98k.spec.model import LoadTest, LoadTestSpec, Search
 
@@ -272,12 +273,12 @@ def print_search(summary: RunSummary, console: Console) -> None:
 
 
 def print_summary(summary: RunSummary, console: Console) -> None:
-    """The end-of-run tables: headline figures, latency, targets, checks, verdict."""
+    """The end-of-run tables: headline figures, latency, targets, checks, verdict, trips."""
     style = {"pass": "green", "fail": "red"}.get(summary.verdict, "yellow")
     head = Table(title=f"kar98k run: {summary.name}", show_header=False, box=None)
     head.add_column(style="bold")
     head.add_column()
-    ratio = summary.requests_total / summary.target_requests if summary.target_requests else 0.0
+    at_least = "at least " if summary.unaccounted_max else ""
     rows = [
         (
             "verdict",
@@ -288,8 +289,9 @@ def print_summary(summary: RunSummary, console: Console) -> None:
         ("duration", f"{summary.duration_s:.1f}s"),
         (
             "requests",
-            f"{summary.requests_total} of {summary.target_requests:.0f} asked ({ratio:.1%})",
+            f"{at_least}{summary.requests_total} of {summary.target_requests:.0f} asked",
         ),
+        ("delivered", delivered_text(summary)),
         (
             "rate",
             f"achieved {summary.achieved_tps:.1f}/s, target mean {summary.target_tps_mean:.1f}/s",
@@ -302,6 +304,9 @@ def print_summary(summary: RunSummary, console: Console) -> None:
             f"p99 {summary.controller.tick_lag_ms_p99:.1f} ms",
         ),
     ]
+    lost = unaccounted_text(summary)
+    if lost is not None:
+        rows.append(("unaccounted", f"[yellow]{lost}[/yellow]"))
     for key, value in rows:
         head.add_row(key, value)
     console.print(head)
@@ -344,3 +349,19 @@ def print_summary(summary: RunSummary, console: Console) -> None:
         console.print(checks)
     else:
         console.print("no thresholds set: verdict none")
+    print_safety_trips(summary, console)
+
+
+def print_safety_trips(summary: RunSummary, console: Console) -> None:
+    """spec.safety's trips, one line each (an aborted run says why it failed here)."""
+    for trip in summary.safety_trips:
+        closed = (
+            f", closed at {trip.closed_at_s:.1f}s ({trip.closed_by})"
+            if trip.closed_at_s is not None
+            else ", not closed"
+        )
+        console.print(
+            f"safety breaker tripped at {trip.at_s:.1f}s ({trip.rule}, {trip.action}): "
+            f"{trip.message}{closed}",
+            markup=False,
+        )

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from kar98k.results import SeriesPoint, TargetSummary
+from kar98k.results import SeriesPoint, TargetPoint, TargetSummary
 
 from .svg import (
     Frame,
@@ -47,6 +47,7 @@ class Bucket:
     p50: float | None
     p95: float | None
     p99: float | None
+    targets: dict[str, TargetPoint] = field(default_factory=dict)  # worst of the merged bins
 
 
 def buckets(
@@ -79,9 +80,21 @@ def buckets(
                 p50=_worst(p.p50_ms for p, _ in group),
                 p95=_worst(p.p95_ms for p, _ in group),
                 p99=_worst(p.p99_ms for p, _ in group),
+                targets=_worst_targets([p for p, _ in group]),
             )
         )
     return out
+
+
+def _worst_targets(group: Sequence[SeriesPoint]) -> dict[str, TargetPoint]:
+    names = sorted({name for p in group for name in p.targets})
+    return {
+        name: TargetPoint(
+            p95_ms=_worst(p.targets[name].p95_ms for p in group if name in p.targets),
+            error_rate=_worst(p.targets[name].error_rate for p in group if name in p.targets),
+        )
+        for name in names
+    }
 
 
 def _widths(pts: Sequence[SeriesPoint], duration: float) -> list[float]:
@@ -115,12 +128,12 @@ def spike_spans(bs: Sequence[Bucket]) -> list[tuple[float, float]]:
     return spans
 
 
-def _time_scale(bs: Sequence[Bucket], frame: Frame) -> tuple[Scale, float]:
+def time_scale(bs: Sequence[Bucket], frame: Frame) -> tuple[Scale, float]:
     end = max((b.t + b.width for b in bs), default=1.0)
     return Scale(0.0, end, frame.x0, frame.x1), end
 
 
-def _spike_shading(spans: Sequence[tuple[float, float]], xs: Scale, frame: Frame) -> str:
+def spike_shading(spans: Sequence[tuple[float, float]], xs: Scale, frame: Frame) -> str:
     rects = [
         el(
             "rect",
@@ -199,7 +212,7 @@ def _legend(frame: Frame, items: Sequence[tuple[str, str]]) -> str:
     return el("g", {"class": "legend"}, *out)
 
 
-def _empty(chart_id: str, frame: Frame, label: str, message: str) -> str:
+def empty_chart(chart_id: str, frame: Frame, label: str, message: str) -> str:
     return svg(chart_id, frame, label, text(frame.width / 2, frame.height / 2, message, "empty"))
 
 
@@ -208,8 +221,8 @@ def rate_chart(bs: Sequence[Bucket]) -> str:
     frame = Frame(top=28)
     label = "Target vs achieved request rate over time"
     if not bs:
-        return _empty(RATE_CHART_ID, frame, label, "no per-second series recorded")
-    xs, end = _time_scale(bs, frame)
+        return empty_chart(RATE_CHART_ID, frame, label, "no per-second series recorded")
+    xs, end = time_scale(bs, frame)
     peak = max(max(b.target, b.achieved) for b in bs)
     yt = linear_ticks(peak * 1.05)
     ys = Scale(0.0, yt[-1], frame.y0, frame.y1)
@@ -225,7 +238,7 @@ def rate_chart(bs: Sequence[Bucket]) -> str:
         RATE_CHART_ID,
         frame,
         label,
-        _spike_shading(spike_spans(bs), xs, frame),
+        spike_shading(spike_spans(bs), xs, frame),
         y_axis(frame, ys, yt, "requests / s"),
         x_axis(frame, xs, time_ticks(end), unit="time since start"),
         area,
@@ -244,24 +257,28 @@ def _area(bs: Sequence[Bucket], xs: Scale, ys: Scale, frame: Frame) -> str:
     return el("polygon", {"points": points(xs_all, ys_all), "class": "area achieved"})
 
 
+def latency_scale(
+    values: Sequence[float], frame: Frame, unit: str
+) -> tuple[Scale, list[float], str]:
+    """The y scale, ticks and axis caption for latencies: log when the tail dwarfs the median
+    (more than 30×), so a fast target's line is not flattened against the axis."""
+    positive = [v for v in values if v > 0] or [1.0]
+    if max(positive) / min(positive) > _LOG_WHEN_RATIO:
+        yt = log_ticks(max(min(positive), 0.01), max(positive))
+        return Scale(yt[0], yt[-1], frame.y0, frame.y1, log=True), yt, f"{unit} (log scale)"
+    yt = linear_ticks(max(values) * 1.05)
+    return Scale(0.0, yt[-1], frame.y0, frame.y1), yt, unit
+
+
 def latency_chart(bs: Sequence[Bucket]) -> str:
     """Chart 2: per-second p50/p95/p99; a log axis when the tail dwarfs the median."""
     frame = Frame(top=28)
     label = "Latency percentiles over time"
     values = [v for b in bs for v in (b.p50, b.p95, b.p99) if v is not None]
     if not values:
-        return _empty(LATENCY_CHART_ID, frame, label, "no per-second latency recorded")
-    xs, end = _time_scale(bs, frame)
-    positive = [v for v in values if v > 0] or [1.0]
-    use_log = max(positive) / min(positive) > _LOG_WHEN_RATIO
-    if use_log:
-        yt = log_ticks(max(min(positive), 0.01), max(positive))
-        ys = Scale(yt[0], yt[-1], frame.y0, frame.y1, log=True)
-        unit = "latency ms (log scale)"
-    else:
-        yt = linear_ticks(max(values) * 1.05)
-        ys = Scale(0.0, yt[-1], frame.y0, frame.y1)
-        unit = "latency ms"
+        return empty_chart(LATENCY_CHART_ID, frame, label, "no per-second latency recorded")
+    xs, end = time_scale(bs, frame)
+    ys, yt, unit = latency_scale(values, frame, "latency ms")
     lines = [
         _polyline(bs, lambda b: b.p50, xs, ys, "line p50"),
         _polyline(bs, lambda b: b.p95, xs, ys, "line p95"),
@@ -285,7 +302,7 @@ def latency_chart(bs: Sequence[Bucket]) -> str:
         LATENCY_CHART_ID,
         frame,
         label,
-        _spike_shading(spike_spans(bs), xs, frame),
+        spike_shading(spike_spans(bs), xs, frame),
         y_axis(frame, ys, yt, unit),
         x_axis(frame, xs, time_ticks(end), unit="time since start"),
         *lines,
@@ -326,7 +343,7 @@ def outcomes_chart(targets: dict[str, TargetSummary]) -> str:
     bar, gap, top = 22.0, 14.0, 34.0
     frame = Frame(height=top + max(len(rows), 1) * (bar + gap) + 40, left=180, right=150, top=top)
     if not rows:
-        return _empty(OUTCOMES_CHART_ID, frame, label, "no targets")
+        return empty_chart(OUTCOMES_CHART_ID, frame, label, "no targets")
     kinds = outcome_order(sorted({k for _, t in rows for k in t.outcomes}))
     peak = max((sum(t.outcomes.values()) or t.requests) for _, t in rows)
     xt = linear_ticks(max(peak, 1), 6)

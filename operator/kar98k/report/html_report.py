@@ -17,6 +17,8 @@ from .html_style import CSS
 from .knee import knee_charts
 from .schema import SCHEMA_VERSION
 from .svg import esc, fmt_time
+from .target_charts import target_errors_chart, target_latency_chart
+from .wording import delivered_bound_text, unaccounted_text
 
 _CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 _VERDICT_LABEL = {"pass": "PASS", "fail": "FAIL", "none": "NO THRESHOLDS", "running": "RUNNING"}
@@ -43,11 +45,23 @@ def render_html(summary: RunSummary) -> str:
                 "(corrected for coordinated omission). Shaded: spikes.",
             ),
             _section(
+                "Latency over time per target",
+                target_latency_chart(points, _threshold(summary, "latency.p95")),
+                "p95 per target (corrected), one line per target, from the stats window "
+                "covering each second. Dashed: the run's p95 threshold, when set.",
+            ),
+            _section(
+                "Error rate over time per target",
+                target_errors_chart(points),
+                "Errors / requests per target, from the stats window covering each second.",
+            ),
+            _section(
                 "Outcomes by target",
                 outcomes_chart(summary.targets),
                 "Requests per target by outcome; hover a segment for its count.",
             ),
             _targets_table(summary),
+            _failures_table(summary),
             _pods_table(summary),
             _footer(summary),
         ]
@@ -60,6 +74,11 @@ def render_html(summary: RunSummary) -> str:
         f"<title>kar98k report · {esc(summary.name)}</title>\n"
         f"<style>{CSS}</style>\n</head>\n<body>\n<main>\n{body}\n</main>\n</body>\n</html>\n"
     )
+
+
+def _threshold(s: RunSummary, check: str) -> float | None:
+    """A threshold the run was judged by (the checks carry what the spec set)."""
+    return next((c.threshold for c in s.checks if c.name == check), None)
 
 
 def _header(s: RunSummary) -> str:
@@ -80,11 +99,13 @@ def _header(s: RunSummary) -> str:
 
 def _figures(s: RunSummary) -> str:
     lat, raw = s.latency_ms.corrected, s.latency_ms.raw
-    delivered = s.requests_total / s.target_requests if s.target_requests > 0 else None
+    delivered = s.delivered.ratio if s.delivered is not None else None
+    at_least = "≥ " if s.unaccounted_max else ""
+    more = f" · up to {s.unaccounted_max:,} unreported" if s.unaccounted_max else ""
     cards = [
-        ("Requests", f"{s.requests_total:,}", f"target {s.target_requests:,.0f}"),
+        ("Requests", f"{at_least}{s.requests_total:,}", f"target {s.target_requests:,.0f}{more}"),
         ("Achieved rate", f"{s.achieved_tps:,.1f}/s", f"target mean {s.target_tps_mean:,.1f}/s"),
-        ("Delivered", _pct(delivered), "of the requests the curve asked for"),
+        ("Delivered", _pct(delivered), delivered_bound_text(s)),
         ("Errors", _pct(s.error_rate), f"{s.errors_total:,} requests"),
         ("p50", _ms(lat.p50), f"raw {_ms(raw.p50)}"),
         ("p95", _ms(lat.p95), f"raw {_ms(raw.p95)}"),
@@ -96,7 +117,9 @@ def _figures(s: RunSummary) -> str:
         f'<div class="value">{esc(value)}</div><div class="sub">{esc(sub)}</div></div>'
         for label, value, sub in cards
     )
-    return f'<section class="figures">{items}</section>'
+    lost = unaccounted_text(s)
+    warning = f'<p class="warning">{esc(lost[0].upper() + lost[1:])}.</p>' if lost else ""
+    return f'<section class="figures">{items}</section>{warning}'
 
 
 def _checks(checks: Sequence[Check]) -> str:
@@ -202,6 +225,23 @@ def _targets_table(s: RunSummary) -> str:
     table = _table([*head, "Health", "Skipped"], [*rows, total], numeric=set(range(1, 9)) | {10})
     note = '<p class="muted">Latency in ms, corrected unless marked raw.</p>'
     return _card_section("Targets", table + note)
+
+
+def _failures_table(s: RunSummary) -> str:
+    """How long unanswered attempts took to fail, per outcome: kept apart from latency, which
+    only answered requests make (a refused port is fast, and no response time)."""
+    if not s.time_to_failure_ms:
+        return _card_section("Time to failure", '<p class="muted">Every request got an answer.</p>')
+    rows = [
+        [esc(outcome), f"{f.count:,}", _ms(f.p50), _ms(f.p95), _ms(f.max)]
+        for outcome, f in sorted(s.time_to_failure_ms.items())
+    ]
+    table = _table(["Outcome", "Requests", "p50", "p95", "max"], rows, numeric={1, 2, 3, 4})
+    note = (
+        '<p class="muted">From the actual send until the attempt failed without an answer; '
+        "not part of the latency figures above.</p>"
+    )
+    return _card_section("Time to failure", table + note)
 
 
 def _latency_cells(lat: LatencySummary) -> list[str]:

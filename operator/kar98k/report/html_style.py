@@ -56,6 +56,10 @@ h2 { font-size: 15px; margin: 0 0 12px; font-weight: 600; letter-spacing: 0.01em
 .card .sub { color: var(--muted); font-size: 12px; font-variant-numeric: tabular-nums; }
 .panel { padding: 16px 18px; margin-bottom: 16px; }
 .caption, .muted { color: var(--muted); font-size: 12.5px; margin: 8px 0 0; }
+.warning {
+  color: var(--warn); background: var(--warn-bg); padding: 8px 12px; border-radius: 8px;
+  margin: 0 0 16px;
+}
 .table-wrap { overflow-x: auto; }
 table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; }
 th, td { padding: 7px 10px; border-bottom: 1px solid var(--line); text-align: left;
@@ -83,6 +87,14 @@ svg text { font-family: inherit; }
 .area.achieved { fill: var(--achieved); opacity: 0.09; stroke: none; }
 .line.p50 { stroke: var(--p50); } .line.p95 { stroke: var(--p95); }
 .line.p99 { stroke: var(--p99); }
+.tline { fill: none; stroke-width: 1.75; stroke-linejoin: round; stroke-linecap: round; }
+.tl0 { stroke: #2563eb; fill: #2563eb; } .tl1 { stroke: #16a34a; fill: #16a34a; }
+.tl2 { stroke: #f59e0b; fill: #f59e0b; } .tl3 { stroke: #9333ea; fill: #9333ea; }
+.tl4 { stroke: #0891b2; fill: #0891b2; } .tl5 { stroke: #db2777; fill: #db2777; }
+.tl6 { stroke: #65a30d; fill: #65a30d; } .tl7 { stroke: #78716c; fill: #78716c; }
+path.tline { fill: none; }
+line.threshold { stroke: var(--fail); stroke-width: 1.5; stroke-dasharray: 5 4; }
+.threshold-label { fill: var(--fail); font-size: 11px; }
 circle.p50 { fill: var(--p50); } circle.p95 { fill: var(--p95); }
 circle.p99 { fill: var(--p99); } circle.achieved { fill: var(--achieved); }
 circle.target { fill: var(--target); }

@@ -10,6 +10,8 @@ import xml.etree.ElementTree as ET
 
 from kar98k.results import Check, RunSummary, SearchStep
 
+from .wording import unaccounted_text
+
 # Characters XML 1.0 forbids even when escaped; strip them rather than emit an unparsable file.
 _INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 NO_THRESHOLDS_CASE = "run-completed"
@@ -104,6 +106,7 @@ def _properties(summary: RunSummary) -> list[tuple[str, str]]:
         ("seed", str(summary.seed)),
         ("interrupted", str(summary.interrupted).lower()),
         ("requests_total", str(summary.requests_total)),
+        ("unaccounted_max", str(summary.unaccounted_max)),
         ("errors_total", str(summary.errors_total)),
         ("achieved_tps", f"{summary.achieved_tps:.2f}"),
         ("target_tps_mean", f"{summary.target_tps_mean:.2f}"),
@@ -118,11 +121,13 @@ def _opt(value: float | None) -> str:
 def _overview(summary: RunSummary) -> str:
     lat = summary.latency_ms.corrected
     search = f"{summary.search.message}\n" if summary.search is not None else ""
+    lost = unaccounted_text(summary)
     return search + (
         f"{summary.name}: verdict {summary.verdict}, {summary.requests_total} requests "
         f"({summary.achieved_tps:.1f}/s achieved, {summary.target_tps_mean:.1f}/s target), "
         f"{summary.errors_total} errors ({summary.error_rate:.2%}), "
         f"corrected latency p50 {lat.p50:.1f} ms, p95 {lat.p95:.1f} ms, p99 {lat.p99:.1f} ms"
+        + (f"; {lost}" if lost else "")
     )
 
 

@@ -783,6 +783,107 @@ class Search(WireModel):
         return self
 
 
+class SafetyAction(StrEnum):
+    PAUSE = "pause"
+    SCALE = "scale"
+    ABORT = "abort"
+
+
+class Safety(WireModel):
+    """A circuit breaker on the target's health: stop hurting a target that is going down.
+
+    Judged on a rolling `window` of the run's merged figures: when the error rate stays above
+    `errorRateAbove` or the p95 latency of answered requests (the thresholds' latency basis)
+    stays above `p95Above` for `sustainedFor`, the breaker trips and takes `action`. With
+    `resumeAfter` it closes on its own once the condition has been clear that long; without,
+    it stays tripped until a human resumes (spec.paused true, then false).
+    """
+
+    model_config = cel(
+        (
+            "has(self.errorRateAbove) || has(self.p95Above)",
+            ".errorRateAbove",
+            "give errorRateAbove or p95Above",
+        ),
+        (
+            "!has(self.action) || self.action != 'scale' || has(self.scaleTo)",
+            ".scaleTo",
+            "required when action is scale",
+        ),
+        (
+            "!has(self.scaleTo) || (has(self.action) && self.action == 'scale')",
+            ".scaleTo",
+            "only allowed when action is scale",
+        ),
+        positive_duration("p95Above"),
+        positive_duration("sustainedFor"),
+        positive_duration("window"),
+        positive_duration("resumeAfter"),
+    )
+
+    error_rate_above: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        strict=True,
+        allow_inf_nan=False,
+        description="Trip when errors/requests over the window stays above this (0..1).",
+    )
+    p95_above: Duration | None = Field(
+        default=None,
+        alias="p95Above",
+        description="Trip when the window's p95 latency of answered requests stays above this.",
+    )
+    sustained_for: Duration = Field(
+        default=10.0, description="How long a rule must hold before the breaker trips (> 0)."
+    )
+    window: Duration = Field(
+        default=10.0, description="Length of the rolling window the rules are judged on (> 0)."
+    )
+    resume_after: Duration | None = Field(
+        default=None,
+        description="Close on its own after the rules have been clear this long; "
+        "absent: stay tripped until a human resumes.",
+    )
+    action: SafetyAction = Field(
+        default=SafetyAction.PAUSE,
+        description="pause: rate 0; scale: rate x scaleTo; abort: end the run, Failed.",
+    )
+    scale_to: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        strict=True,
+        allow_inf_nan=False,
+        description="Share of the curve's rate kept while tripped (0..1); action scale only.",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.error_rate_above is None and self.p95_above is None:
+            raise ValueError("errorRateAbove: give errorRateAbove or p95Above")
+        if self.action is SafetyAction.SCALE and self.scale_to is None:
+            raise ValueError("scaleTo: required when action is scale")
+        if self.action is not SafetyAction.SCALE and self.scale_to is not None:
+            raise ValueError("scaleTo: only allowed when action is scale")
+        for name, value in (
+            ("p95Above", self.p95_above),
+            ("sustainedFor", self.sustained_for),
+            ("window", self.window),
+            ("resumeAfter", self.resume_after),
+        ):
+            if value is not None and value <= 0:
+                raise ValueError(f"{name}: must be > 0, got {value:g}s")
+        return self
+
+    @property
+    def tripped_factor(self) -> float:
+        """The share of the curve's rate sent while tripped (abort ends the run instead)."""
+        if self.action is SafetyAction.SCALE and self.scale_to is not None:
+            return self.scale_to
+        return 0.0
+
+
 class LoadTestSpec(WireModel):
     """What to load, how hard, for how long, and what counts as passing."""
 
@@ -819,6 +920,10 @@ class LoadTestSpec(WireModel):
     search: Search | None = Field(
         default=None,
         description="Find the highest sustainable rate instead of running the curve as given.",
+    )
+    safety: Safety | None = Field(
+        default=None,
+        description="Circuit breaker: pause, scale down or abort when the target is hurting.",
     )
 
     @field_validator("targets", mode="wrap")

@@ -31,6 +31,7 @@ class ConditionType(StrEnum):
     THRESHOLDS_MET = "ThresholdsMet"
     COMPLETED = "Completed"
     SPEC_APPLIED = "SpecApplied"
+    SAFETY_TRIPPED = "SafetyTripped"  # spec.safety's breaker: True while it holds the rate down
     # kstatus (Flux wait, kubectl wait, Argo CD): Ready=True only when Succeeded; Reconciling
     # while the run is under way; Stalled when it failed. Set with every phase change.
     READY = "Ready"
@@ -143,6 +144,14 @@ class SpikeStatus(StatusModel):
     error: str | None = Field(default=None, description="Why the value was rejected, if it was.")
 
 
+class SafetyResetStatus(StatusModel):
+    """The last kar98k.dev/safety-reset annotation value acted on (a human closing the breaker)."""
+
+    acknowledged: str = Field(description="The annotation value that was acted on.")
+    at: str = Field(description="When it was acted on (RFC 3339).")
+    closed: bool = Field(description="Whether it closed a tripped breaker (false: none was).")
+
+
 class LoadTestStatus(StatusModel):
     """Observed state of a LoadTest, patched by the operator at most every 2 s."""
 
@@ -176,6 +185,13 @@ class LoadTestStatus(StatusModel):
     pods: str = Field(default="0/0", description="readyPods/desiredPods, for kubectl get.")
     requests: int = Field(default=0, description="Requests sent in this run.")
     errors: int = Field(default=0, description="Requests that failed in this run.")
+    unaccounted_max: int | None = Field(
+        default=None,
+        description=(
+            "Set when a load pod died between two stats pulls: requests and errors are then a "
+            "lower bound, short by at most this many."
+        ),
+    )
     error_rate: float = Field(default=0.0, description="errors / requests.")
     latency_ms: LatencyStatus = Field(
         default_factory=LatencyStatus, description="Latency percentiles, ms."
@@ -187,6 +203,9 @@ class LoadTestStatus(StatusModel):
     checks: list[CheckStatus] = Field(default_factory=list, description="Thresholds judged.")
     spike: SpikeStatus | None = Field(
         default=None, description="Acknowledgement of the kar98k.dev/spike annotation."
+    )
+    safety_reset: SafetyResetStatus | None = Field(
+        default=None, description="Acknowledgement of the kar98k.dev/safety-reset annotation."
     )
     search: SearchStatus | None = Field(
         default=None, description="The capacity search's answer (spec.search), once ended."

@@ -1,21 +1,25 @@
-"""Input the run cannot start with: a spec the model rejects, children the API server refuses.
+"""Input the run cannot start with: a spec the model rejects, one the operator's guardrails
+refuse (targets outside allowedTargets, a ceiling above maxTotalTPS), children the API server
+refuses.
 
-Both end in phase Failed with the reason named (the spec path, or the server's own message) and
+All end in phase Failed with the reason named (the spec path, or the server's own message) and
 no traffic. The spec caused them, so an edit of the spec (a new generation) tries again; no new
 runId is needed, and the operator never crash-loops on them.
 """
 
 from __future__ import annotations
 
-from kar98k.spec import SpecError
+from kar98k.spec import LoadTestSpec, SpecError
 from kar98k.spec.status import ConditionType
 
+from ..guardrails import Refusal, refusals
 from ..kube import KubeError
 from .context import RunContext
 
 INVALID_SPEC = "InvalidSpec"
 REJECTED = "ChildrenRejected"
-SPEC_FAILURES = frozenset({INVALID_SPEC, REJECTED})
+NOT_ALLOWED = "NotAllowed"  # the operator's guardrails refused the spec
+SPEC_FAILURES = frozenset({INVALID_SPEC, REJECTED, NOT_ALLOWED})
 # Answers that mean "this object will never be accepted" rather than "try again later".
 REFUSALS = frozenset({400, 403, 422})
 
@@ -34,6 +38,25 @@ def reject_spec(ctx: RunContext, exc: SpecError, generation: int) -> None:
     ctx.fail(INVALID_SPEC, message, headline=f"invalid spec: {message}", generation=generation)
     ctx.writer.condition(
         ConditionType.SPEC_APPLIED, False, INVALID_SPEC, message, generation=generation
+    )
+
+
+def guardrail_refusals(ctx: RunContext, spec: LoadTestSpec) -> list[Refusal]:
+    """What the operator's guardrails refuse in `spec` (empty: allowed)."""
+    config = ctx.config
+    return refusals(spec, config.allowed_targets, config.max_total_tps)
+
+
+def refuse_spec(ctx: RunContext, found: list[Refusal], generation: int) -> None:
+    """Phase Failed, no pods: SpecApplied names the reason (the first guardrail broken) and
+    every field at fault (once per generation)."""
+    if ctx.rejected_generation == generation:
+        return
+    ctx.rejected_generation = generation
+    message = "; ".join(r.message for r in found)
+    ctx.fail(NOT_ALLOWED, message, headline=f"not allowed: {message}", generation=generation)
+    ctx.writer.condition(
+        ConditionType.SPEC_APPLIED, False, found[0].reason, message, generation=generation
     )
 
 

@@ -17,6 +17,7 @@ from kar98k.controller import LiveStatus
 from kar98k.spec.status import ConditionType, LoadTestStatus, Phase, now_rfc3339
 
 from .. import events
+from ..budget import TpsBudget
 from ..children import Children
 from ..config import OperatorConfig
 from ..kube import Kube, KubeError
@@ -59,11 +60,13 @@ class RunContext:
         book: Book,
         is_stopped: Callable[[], bool],
         is_deleted: Callable[[], bool],
+        budget: TpsBudget | None = None,
     ) -> None:
         self._body = body
         self.kube = kube
         self.config = config
         self.book = book
+        self.budget = budget or TpsBudget(config.max_total_tps)
         self.children = Children(kube, config)
         self._is_stopped = is_stopped
         self._is_deleted = is_deleted

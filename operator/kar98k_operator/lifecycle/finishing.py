@@ -40,6 +40,9 @@ def outcome(summary: RunSummary, *, superseded: bool) -> tuple[Phase, str, str]:
         if reason is None:
             reason = "CapacityFound" if summary.search.found else "NothingPassed"
         return phase, reason, summary.search.message
+    aborted = [t for t in summary.safety_trips if t.action == "abort"]
+    if aborted:
+        return phase, "SafetyAborted", f"safety breaker ({aborted[-1].rule}): {aborted[-1].message}"
     if failed:
         return (
             phase,

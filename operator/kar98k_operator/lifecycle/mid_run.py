@@ -14,13 +14,19 @@ from typing import Any
 
 from kar98k.controller import Controller
 from kar98k.spec import LoadTestSpec, SpecError, parse_spec
-from kar98k.spec.status import ConditionType, LoadTestStatus, SpikeStatus, now_rfc3339
+from kar98k.spec.status import (
+    ConditionType,
+    LoadTestStatus,
+    SafetyResetStatus,
+    SpikeStatus,
+    now_rfc3339,
+)
 from kar98k_loadpod.durations import format_duration
 
 from .. import names
 from ..children import replicas_for
 from ..spike_annotation import parse_spike
-from .bad_input import INVALID_SPEC, spec_problems
+from .bad_input import INVALID_SPEC, guardrail_refusals, spec_problems
 from .context import API_ERRORS, RunContext, generation_of
 
 log = logging.getLogger(__name__)
@@ -64,6 +70,11 @@ class MidRunControl:
             except SpecError as exc:
                 self._reject_edit(exc, generation)
                 return False
+            refused = guardrail_refusals(ctx, new_spec)
+            if refused:
+                self._refuse_edit("; ".join(r.message for r in refused), refused[0].reason,
+                                  generation)  # fmt: skip
+                return False
             if new_spec.run_id != self.spec.run_id:
                 ctx.event("NewRun", f"spec.runId changed to {new_spec.run_id!r}; restarting")
                 controller.stop()
@@ -76,15 +87,19 @@ class MidRunControl:
             self._background.add(task)
             task.add_done_callback(self._background.discard)
         spike(ctx, controller, body)
+        safety_reset(ctx, controller, body)
         return False
 
     def _reject_edit(self, exc: SpecError, generation: int) -> None:
         """An invalid edit: the run goes on with the spec it has, and SpecApplied says why."""
-        message = spec_problems(exc)
+        self._refuse_edit(spec_problems(exc), INVALID_SPEC, generation)
+
+    def _refuse_edit(self, message: str, reason: str, generation: int) -> None:
+        """An edit not taken (invalid, or refused by the guardrails): SpecApplied says why."""
         self._ctx.writer.condition(
             ConditionType.SPEC_APPLIED,
             False,
-            INVALID_SPEC,
+            reason,
             f"edit not applied, the run continues with the previous spec: {message}",
             generation=generation,
         )
@@ -152,3 +167,25 @@ def spike(ctx: RunContext, controller: Controller, body: dict[str, Any]) -> None
         "SpikeInjected",
         f"manual spike x{request.factor:g} for {format_duration(request.duration)}",
     )
+
+
+def safety_reset(ctx: RunContext, controller: Controller, body: dict[str, Any]) -> None:
+    """Close a tripped safety breaker when the annotation carries a value not yet acknowledged.
+
+    Acknowledged by value in status like the spike, so a resync or a restarted operator never
+    resets again; spec.paused is left alone (a user's pause is not the breaker's)."""
+    value = (body["metadata"].get("annotations") or {}).get(names.ANNOTATION_SAFETY_RESET)
+    if not value or (ctx.writer.view.get("safetyReset") or {}).get("acknowledged") == value:
+        return
+    guard = controller.safety
+    was_tripped = guard is not None and guard.breaker.tripped
+    controller.reset_safety()
+    closed = was_tripped and guard is not None and not guard.breaker.tripped
+    ack = SafetyResetStatus(acknowledged=value, at=now_rfc3339(), closed=closed)
+    ctx.writer.set(LoadTestStatus(safety_reset=ack))
+    if not closed:
+        ctx.event(
+            "SafetyResetIgnored",
+            f"{names.ANNOTATION_SAFETY_RESET}: no tripped breaker to close"
+            + (" (an aborted run stays aborted)" if was_tripped else ""),
+        )

@@ -19,9 +19,9 @@ from kar98k.spec import LoadTestSpec, SpecError, parse_spec
 from ..children import replicas_for
 from ..kube import KubeError
 from ..pool import PodPool
-from .bad_input import REFUSALS, refuse_children, reject_spec
+from .bad_input import REFUSALS, guardrail_refusals, refuse_children, refuse_spec, reject_spec
 from .cleanup import after_finish
-from .context import IDLE_POLL, RunContext, Stopped, generation_of
+from .context import API_ERRORS, IDLE_POLL, RunContext, Stopped, generation_of
 from .finishing import finish
 from .resume import Finished, NewRun, Resume, next_step
 from .running import supervise
@@ -85,6 +85,16 @@ class LoadTestRunner:
         )
         if isinstance(step, Finished):
             await after_finish(ctx, spec, status)
+            return
+        refused = guardrail_refusals(ctx, spec)
+        if refused:
+            # Before any child: no pod exists to send what the guardrails refuse. A resumed
+            # run (a tighter operator restarted under it) loses its pods too.
+            refuse_spec(ctx, refused, generation)
+            if isinstance(step, Resume):
+                with contextlib.suppress(*API_ERRORS):
+                    await ctx.children.scale(body, 0)
+            await ctx.sleep(IDLE_POLL)
             return
         await self._run(body, spec, step, generation)
 

@@ -21,7 +21,7 @@ from kar98k.spec.status import LoadTestStatus
 from .. import events
 from ..pool import PodPool
 from .context import RunContext, Stopped
-from .live_status import observe
+from .live_status import observe, restore_safety
 from .mid_run import MidRunControl
 
 SUPERVISE_INTERVAL = 0.5
@@ -49,6 +49,7 @@ async def supervise(
 ) -> RunEnd:
     """Run the controller core; apply edits, spikes and pauses; raise Stopped to hand over."""
     body_at_start = ctx.snapshot()
+    budget_key = f"{ctx.namespace}/{ctx.name}"
     controller = Controller(
         spec,
         pool,
@@ -57,7 +58,10 @@ async def supervise(
         start=start,
         epoch_base=epoch,
         on_event=lambda event: events.from_controller(body_at_start, event),
+        rate_limit=ctx.budget.for_run(budget_key),
     )
+    if restore_safety(ctx.writer.view, controller):
+        ctx.event("SafetyHeld", "resumed with the safety breaker still tripped", warning=True)
     # spec.search: the same engine as `kar98k find-max`, around the same controller core. It
     # owns the rate, so mid-run edits are not applied to a search (a new runId starts over).
     search = spec.search
@@ -78,6 +82,8 @@ async def supervise(
     except BaseException:
         await _cancel(run_task)
         raise
+    finally:
+        ctx.budget.release(budget_key)
     ctx.writer.set(LoadTestStatus(epoch=controller.epoch))
     return RunEnd(summary, control.spec, superseded)
 

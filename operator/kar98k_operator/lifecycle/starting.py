@@ -70,6 +70,10 @@ def reset_for_new_run(
         ConditionType.PODS_READY, False, "Creating", f"0/{replicas} load pods ready"
     )
     ctx.writer.condition(ConditionType.SPEC_APPLIED, True, "Applied", "", generation=generation)
+    if spec.safety is not None or ctx.writer.condition_status(ConditionType.SAFETY_TRIPPED):
+        # A new run starts with its breaker closed: the last run's trip must not be restored.
+        why = "" if spec.safety is not None else "no spec.safety"
+        ctx.writer.condition(ConditionType.SAFETY_TRIPPED, False, "Clear", why)
     ctx.rejected_generation = None
 
 
