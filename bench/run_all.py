@@ -1,16 +1,16 @@
 """kar98k load-pod benchmark: ceiling, accuracy, agility and gRPC, side by side with references.
 
-    .venv/bin/python bench/run_all.py                   # full suite, about 12 minutes
-    .venv/bin/python bench/run_all.py --only scale      # one section (http, agility, grpc, ...)
+    .venv/bin/python bench/run_all.py                   # full suite, about 15 minutes
+    .venv/bin/python bench/run_all.py --only h2         # one section (http, agility, grpc, h2, ...)
     .venv/bin/python bench/run_all.py --quick           # regression guards, under 3 minutes
 
 --quick runs the HTTP/1.1 ceiling (fast client, wrk as the reference), uniform accuracy and
 one agility round with shorter windows, then judges the guarded figures against
 bench/results/quick-reference.json (bench/guards.py) and exits 1 when one regressed.
 
-Everything runs on 127.0.0.1. Servers (nginx, the Go gRPC server, the counting server) are
-pinned to one core, every generator (wrk, Locust, the load pod, the grpc.aio client) to the
-other, one at a time. Prints a table and writes bench/results/latest.json.
+Everything runs on 127.0.0.1. Servers (nginx, the Go gRPC server, the counting server,
+nghttpd) are pinned to one core, every generator (wrk, Locust, h2load, the load pod, the
+grpc.aio client) to the other, one at a time. Prints a table and writes bench/results/latest.json.
 """
 
 from __future__ import annotations
@@ -49,6 +49,8 @@ from harness import (
     run_pinned,
     step,
 )
+from http2_bench import goals as h2_goals
+from http2_bench import h2_section, table_rows
 from kar98k_loadpod.histogram import LatencyHistogram
 from servers import (
     CountServer,
@@ -59,7 +61,7 @@ from servers import (
 )
 
 RESULTS = BENCH / "results"
-SECTIONS = ("http", "agility", "grpc", "pod", "scale")
+SECTIONS = ("http", "agility", "grpc", "h2", "pod", "scale")
 QUICK_SECTIONS = ("http", "agility")
 MAX_RATE = 150_000.0
 PIPELINE_DEPTH = 16
@@ -657,6 +659,7 @@ def table(out: dict[str, Any]) -> str:
         )
     if g.get("skipped"):
         rows.append(("gRPC", "skipped", g["skipped"][:60]))
+    rows += table_rows(out.get("h2", {}))
     rows += pod_rows(out.get("pod", {})) + scale_rows(out.get("scale", {}))
     width = [max(len(r[i]) for r in rows) for i in range(3)] if rows else [0, 0, 0]
     lines = [f"{'measure':<{width[0]}}  {'figure':>{width[1]}}  note", "-" * (sum(width) + 8)]
@@ -725,6 +728,7 @@ def goals(out: dict[str, Any]) -> dict[str, Any]:
         result["rateChangeWithin150ms"] = (
             ag.get("worstInForceMs") is not None and ag["worstInForceMs"] <= 150
         )
+    result.update(h2_goals(out.get("h2", {})))
     if out.get("scale"):
         result.update(out["scale"]["goals"])
     return result
@@ -777,6 +781,7 @@ def main() -> int:
         "criteria": {"achievedMin": ACHIEVED_MIN, "lateMax": LATE_MAX},
         "http": {},
         "grpc": {},
+        "h2": {},
     }
     print(f"kar98k bench ({out['mode']}): {cores.describe()}", file=sys.stderr)
     if "http" in sections:
@@ -786,6 +791,8 @@ def main() -> int:
             out["agility"] = agility(cores, budget)
     if "grpc" in sections:
         grpc_section(cores, budget, out)
+    if "h2" in sections:
+        h2_section(cores, budget, out["h2"], find_ceiling)
     if "pod" in sections:
         pod_section(cores, out)
     if "scale" in sections:

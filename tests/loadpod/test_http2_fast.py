@@ -1,4 +1,4 @@
-"""The lean HTTP/2 executor (http2_fast.py) against the real hypercorn demo servers."""
+"""The lean HTTP/2 executor (http2_fast.py) against the demo servers and a scripted h2 server."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from kar98k_loadpod.executors import (
     Http2Executor,
     make_executor,
 )
+from kar98k_loadpod.executors import h2_wire as wire
 from kar98k_loadpod.targets import Target
+from kit.h2_scripted import Script, ScriptedH2Server
 from kit.servers import executors_closed_after
 
 Factory = Callable[..., FastHttp2Executor]
@@ -151,3 +153,95 @@ async def test_http1_only_server_fails_fast(http1_server: DemoHttpServer, fast: 
     started = loop.time()
     assert await ex.send() in ("error", "connect_error")
     assert loop.time() - started < 1.0
+
+
+# --- the hand-framed protocol against a scripted server (tests/kit/h2_scripted.py) -------------
+
+
+async def test_goaway_retries_only_streams_the_server_dropped(fast: Factory) -> None:
+    """GOAWAY keeps streams up to last_stream_id (answered afterwards on the old connection);
+    the ones above never reached the application and are sent again, once each."""
+    async with ScriptedH2Server(Script(goaway_after=8)) as server:
+        ex = fast(max_in_flight=8, url=server.url + "/")
+        assert await asyncio.gather(*(ex.send() for _ in range(8))) == ["2xx"] * 8
+        assert server.seen.dropped == 4
+        assert server.seen.completed == 8  # 4 kept + 4 retried: none answered twice
+        assert server.seen.connections == 2
+        assert not server.seen.errors
+
+
+@pytest.mark.parametrize(("size", "window"), [(1, 1000), (70_000, 1000), (70_000, 100_000)])
+async def test_tiny_flow_control_windows(fast: Factory, size: int, window: int) -> None:
+    """A 1,000-byte stream window given back 300 bytes at a time, a millisecond late, and
+    three 70 kB bodies that outgrow the 64 kB connection window too: every body arrives
+    whole, and never a byte beyond a window (h2 on the server side would fail the
+    connection). Streams wait for the server's SETTINGS first: sent on the default 64 kB
+    window, the first body overran it. (A 16-byte window took ~4,400 round trips of the
+    1 ms credit timer per body: too slow for a shared machine.) With 100 kB stream windows,
+    only the 64 kB connection window holds the three bodies back."""
+    script = Script(initial_window=window, window_step=300)
+    async with ScriptedH2Server(script) as server:
+        ex = fast(url=server.url + "/", method="POST", body="x" * size, timeout="10s")
+        assert await asyncio.gather(*(ex.send() for _ in range(3))) == ["2xx"] * 3
+        assert server.seen.bodies == [size] * 3
+        assert not server.seen.errors
+
+
+async def test_max_concurrent_streams_is_obeyed(fast: Factory) -> None:
+    async with ScriptedH2Server(Script(max_streams=2)) as server:
+        ex = fast(max_in_flight=50, url=server.url + "/")
+        assert await asyncio.gather(*(ex.send() for _ in range(40))) == ["2xx"] * 40
+        assert server.seen.max_open <= 2
+        assert server.seen.connections == 1
+        assert not server.seen.errors
+
+
+async def test_refused_stream_is_retried_other_resets_are_errors(fast: Factory) -> None:
+    async with ScriptedH2Server(Script(refuse_first=1)) as server:
+        ex = fast(url=server.url + "/")
+        assert await ex.send() == "2xx"  # REFUSED_STREAM: not processed, safe to retry
+        assert server.seen.completed == 1
+    async with ScriptedH2Server(Script(reset_code=2)) as server:  # INTERNAL_ERROR
+        ex = fast(url=server.url + "/")
+        assert await ex.send() == "error"
+        assert await ex.send() == "error"  # the connection itself survives resets
+        assert server.seen.connections == 1
+
+
+async def test_changing_server_hpack_table_keeps_statuses_right(fast: Factory) -> None:
+    """Statuses outside HPACK's static table go into the server's dynamic table and are then
+    sent as bare indices that shift with every new entry: a remembered block must be
+    forgotten when the table changes, or a later answer gets an earlier status."""
+    statuses = [299, 599, 299, 499, 599, 399, 299, 499, 399, 599, 299]
+    async with ScriptedH2Server(Script(statuses=statuses)) as server:
+        ex = fast(url=server.url + "/")
+        got = [await ex.send() for _ in range(3 * len(statuses))]
+        assert got == [f"{s // 100}xx" for s in statuses] * 3
+
+
+async def test_continuation_padding_and_ping(fast: Factory) -> None:
+    """A 40 kB response header (HEADERS + CONTINUATION), padded DATA, a PING per answer."""
+    async with ScriptedH2Server(Script(big_header=40_000, padding=200, ping=True)) as server:
+        ex = fast(url=server.url + "/")
+        assert await asyncio.gather(*(ex.send() for _ in range(5))) == ["2xx"] * 5
+        assert server.seen.pings_acked == 5
+        assert not server.seen.errors
+
+
+async def test_large_request_header_spans_continuation(fast: Factory) -> None:
+    async with ScriptedH2Server() as server:
+        ex = fast(url=server.url + "/", headers={f"X-Big-{i}": "v" * 8000 for i in range(3)})
+        assert await ex.send() == "2xx"
+        assert not server.seen.errors
+
+
+async def test_exhausted_stream_ids_move_to_a_new_connection(fast: Factory) -> None:
+    async with ScriptedH2Server() as server:
+        ex = fast(url=server.url + "/", method="POST", body="b")  # POST: no retry budget
+        assert await ex.send() == "2xx"
+        assert ex._pool is not None
+        old = ex._pool.conns[0]
+        old.next_id = wire.MAX_STREAM_ID + 2  # the next stream id would not fit 31 bits
+        assert await ex.send() == "2xx"  # nothing was sent on the old one: not a retry
+        assert ex._pool.conns and ex._pool.conns[0] is not old and old.closed
+        assert server.seen.connections == 2 and server.seen.completed == 2
