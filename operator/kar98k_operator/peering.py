@@ -17,9 +17,14 @@ PRIORITY_EPOCH_MS = 10**13
 # A SIGKILLed leader is presumed dead this long after its last keep-alive; then a standby
 # replica takes over (its daemons resume every run from status). kopf's default is 60 s.
 PEERING_LIFETIME = 10
-# Replicas that start together each see only themselves for a moment; no run is started
-# before the peers had this long, counted from our first keep-alive, to see each other.
-PEERING_GRACE = 3.0
+# kopf re-posts a replica's keep-alive every lifetime - (5..10) s, at least 1 s apart: within
+# 5 s here. Replicas that start together each see only themselves for a moment, and a peer's
+# first keep-alive can go unseen (a watch still starting, an API server whose watch cache is
+# initialising: the HA test saw its peer only at the second keep-alive, 5.0 s after startup).
+# So no run is started before one whole keep-alive interval and a second have passed since
+# our startup: by then every peer that started with us has been seen, and all but one paused.
+MAX_KEEPALIVE_INTERVAL = PEERING_LIFETIME - 5
+PEERING_GRACE = MAX_KEEPALIVE_INTERVAL + 1.0
 
 
 def default_priority(now: float | None = None) -> int:
