@@ -9,6 +9,7 @@ held to the same outcome keys.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -185,6 +186,25 @@ async def test_response_shapes(script: Script, outcome: str, executor: ExecutorF
         # Every call carried the 5-byte prefix and the (empty) health check message.
         assert server.seen.bodies == [5] * (6 if script.reset_code is None else 0)
         await ex.close()
+
+
+async def test_refused_and_dropped_calls_are_sent_again(executor: ExecutorFactory) -> None:
+    """REFUSED_STREAM and streams above a GOAWAY's last stream id never reached the
+    application: sent once more although a POST, so none is lost and none runs twice."""
+    ok = Script(extra=[(b"grpc-status", b"0")], refuse_first=1)
+    async with ScriptedH2Server(ok) as server:
+        ex = executor(url=_grpc_url(server), protocol="grpc")
+        assert await ex.send() == "grpc_OK"  # refused, then sent again
+        ok.refuse_first = 2  # one more refusal: the first pushed call
+        assert await pushed(ex, 2) == ["grpc_OK"] * 2
+        assert server.refused == 2
+        assert server.seen.completed == 3
+    dropping = Script(extra=[(b"grpc-status", b"0")], goaway_after=8)
+    async with ScriptedH2Server(dropping) as server:
+        ex = executor(max_in_flight=8, url=_grpc_url(server), protocol="grpc")
+        assert await asyncio.gather(*(ex.send() for _ in range(8))) == ["grpc_OK"] * 8
+        assert server.seen.dropped == 4
+        assert server.seen.completed == 8  # 4 kept + 4 sent again: none answered twice
 
 
 async def test_blocks_that_change_the_table_are_judged_each_time(

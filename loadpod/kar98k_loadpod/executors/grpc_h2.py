@@ -12,7 +12,9 @@ block. Outcome keys are the grpcio executor's (`grpc_unary.py`):
   one → the code gRPC derives from the HTTP status (`grpc_UNKNOWN` for a bare 200).
 - The deadline passing (ours; the server also gets `grpc-timeout`) → `grpc_DEADLINE_EXCEEDED`;
   a connection that cannot be made → `grpc_UNAVAILABLE`, as grpcio reports both.
-- A stream reset or a connection lost under a call → `error` (never retried: a POST).
+- A stream reset or a connection lost under a call → `error` (never retried: a POST may
+  have run); a stream the server never processed (REFUSED_STREAM, above a GOAWAY's last
+  stream id) is sent once more, a pushed one through `send()` in a task.
 
 The request message (reflection included) and health probes stay on a grpcio executor that
 opens its channel only when needed: both are rare, and the probe must read the response.
@@ -20,6 +22,7 @@ opens its channel only when needed: both are rare, and the probe must read the r
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import math
@@ -33,7 +36,7 @@ import grpc
 from ..targets import Target
 from . import h2_wire as wire
 from .grpc_unary import GrpcExecutor
-from .http2_fast import _RETRY, FastHttp2Executor, Headers, _Stream, build_headers
+from .http2_fast import _RETRY, REFUSED, FastHttp2Executor, Headers, _Stream, build_headers
 from .outcome import CONNECT_ERROR, ERROR, TIMEOUT, grpc_outcome
 
 log = logging.getLogger(__name__)
@@ -56,6 +59,7 @@ _TRANSPORT: Final = {
     TIMEOUT: grpc_outcome(grpc.StatusCode.DEADLINE_EXCEEDED),
     CONNECT_ERROR: grpc_outcome(grpc.StatusCode.UNAVAILABLE),
     _RETRY: ERROR,
+    REFUSED: ERROR,  # refused twice in a row
 }
 # Call-definition headers are ours; a target's copy of them would contradict ours.
 _OURS: Final = frozenset({b"accept", b"content-type", b"te", b"grpc-timeout"})
@@ -114,6 +118,7 @@ class GrpcH2Executor(FastHttp2Executor):
         self._retry_ok = False
         self._helper = GrpcExecutor(target, 1)  # request message and probes (grpcio)
         self._body = None  # known once the request message is
+        self._resends: set[asyncio.Task[None]] = set()  # pushed calls the server refused
         if self._invalid is None:
             try:
                 self._block = wire.header_block(grpc_headers(target, target.grpc_call.method))
@@ -147,8 +152,20 @@ class GrpcH2Executor(FastHttp2Executor):
             stream = conn.open_stream(self._block, body, pool.loop.time() + self._timeout)
         except ConnectionError:
             return False
-        stream.waiter.add_done_callback(partial(_answered, done, token))
+        stream.waiter.add_done_callback(partial(self._answered, done, token))
         return True
+
+    def _answered(self, done: Callable[[Any, str], None], token: Any, waiter: Any) -> None:
+        outcome = ERROR if waiter.cancelled() else waiter.result()
+        if outcome == REFUSED:  # never processed: once more, through the task path
+            task = asyncio.get_running_loop().create_task(self._resend(done, token))
+            self._resends.add(task)
+            task.add_done_callback(self._resends.discard)
+            return
+        done(token, _TRANSPORT.get(outcome, outcome))
+
+    async def _resend(self, done: Callable[[Any, str], None], token: Any) -> None:
+        done(token, await self.send())
 
     async def probe(self) -> bool:
         return await self._helper.probe()
@@ -156,8 +173,3 @@ class GrpcH2Executor(FastHttp2Executor):
     async def close(self) -> None:
         await self._helper.close()
         await super().close()
-
-
-def _answered(done: Callable[[Any, str], None], token: Any, waiter: Any) -> None:
-    outcome = ERROR if waiter.cancelled() else waiter.result()
-    done(token, _TRANSPORT.get(outcome, outcome))

@@ -19,8 +19,9 @@ changes the table arrives.
 - GOAWAY: streams above the server's last stream id never reached it and are retried; the
   others are answered on the old connection, which then closes. A lost socket retires the
   connection and its streams in flight are retried once on a fresh connection for
-  idempotent methods (like the httpx executor), else 'error'. RST_STREAM REFUSED_STREAM
-  is retried likewise; other resets are 'error'. A server breaking the protocol gets
+  idempotent methods (like the httpx executor), else 'error'. Streams the server never
+  processed (RST_STREAM REFUSED_STREAM, above a GOAWAY's last stream id) are retried once
+  whatever the method; other resets are 'error'. A server breaking the protocol gets
   GOAWAY and its streams 'error'.
 - Health probes share the pool (a slot is almost always free: the pool is sized for it).
 - Subclasses may judge a response by more than its status (`_judge`), from one response
@@ -57,6 +58,9 @@ _STREAM_WINDOW: Final = 1 << 20  # our receive window per stream
 _CONNECTION_WINDOW: Final = 1 << 24  # and for the whole connection
 _STATUS_KEYS: Final[tuple[str, ...]] = ("error", "1xx", "2xx", "3xx", "4xx", "5xx")
 _RETRY: Final = "retry"  # internal: the connection died under the stream
+# Internal: the server never processed the stream (RST_STREAM REFUSED_STREAM, above a
+# GOAWAY's last stream id; RFC 9113 8.7), so sending it again is safe for any method.
+REFUSED: Final = "refused"
 _SAFE_PATH: Final = "/%:@!$&'()*+,;=-._~"
 _SAFE_QUERY: Final = _SAFE_PATH + "?"
 # Connection-specific headers are forbidden in HTTP/2 (RFC 9113 8.2.2); framing is ours.
@@ -284,7 +288,7 @@ class _Conn(asyncio.Protocol):
             if stream is not None:
                 # REFUSED_STREAM: the server did nothing with it, another try is safe.
                 code = wire.U32.unpack(payload[:4])[0] if len(payload) == 4 else 0
-                self._finish(stream, _RETRY if code == wire.REFUSED_STREAM else ERROR)
+                self._finish(stream, REFUSED if code == wire.REFUSED_STREAM else ERROR)
         elif kind == wire.WINDOW_UPDATE:
             self._window_update(stream_id, payload)
         elif kind == wire.SETTINGS:
@@ -400,7 +404,7 @@ class _Conn(asyncio.Protocol):
         """The server serves streams up to `last_stream_id`; the others never reached it."""
         self.retire()
         for stream_id in [sid for sid in self.streams if sid > last_stream_id]:
-            self._finish(self.streams.pop(stream_id), _RETRY)
+            self._finish(self.streams.pop(stream_id), REFUSED)
         if not self.streams:
             self.abort(_RETRY)
 
@@ -763,7 +767,7 @@ class FastHttp2Executor:
     ) -> str:
         pool = self._get_pool()
         deadline = pool.loop.time() + limit_s
-        attempts = 2 if retry_ok else 1
+        attempts = 2  # a second one for a refused stream, or a lost one when retry_ok
         while True:
             attempts -= 1
             conn = pool.pick()
@@ -788,10 +792,11 @@ class FastHttp2Executor:
             except asyncio.CancelledError:
                 conn.cancel(stream.id, ERROR)
                 raise
-            if outcome != _RETRY:
-                return outcome
-            if attempts <= 0:
+            if outcome == REFUSED or (outcome == _RETRY and retry_ok):
+                if attempts > 0:
+                    continue
                 return ERROR
+            return ERROR if outcome == _RETRY else outcome
 
     async def close(self) -> None:
         if self._pool is not None:
