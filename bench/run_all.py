@@ -519,6 +519,13 @@ def scale_section(cores: Cores, out: dict[str, Any]) -> None:
     out["scale"] = section
 
 
+GRPC_CLIENT_ENV = "KAR98K_GRPC_CLIENT"
+
+
+def grpc_h2_supported() -> bool:
+    return (REPO / "loadpod" / "kar98k_loadpod" / "executors" / "grpc_h2.py").exists()
+
+
 def grpc_section(cores: Cores, budget: Budget, out: dict[str, Any]) -> None:
     with step("build the Go gRPC server"):
         binary, note = build_grpc_server()
@@ -542,6 +549,18 @@ def grpc_section(cores: Cores, budget: Budget, out: dict[str, Any]) -> None:
             )
         out["grpc"]["ceiling"] = ceiling
         out["grpc"]["ratios"] = {"podToGrpcAio": round(ceiling["ceiling"] / base, 3)}
+        if grpc_h2_supported():
+            # The opt-in hand-framed client (grpc_h2.py): the same pod with KAR98K_GRPC_CLIENT=h2.
+            os.environ[GRPC_CLIENT_ENV] = "h2"
+            try:
+                with step("load pod gRPC ceiling (h2 client)"), Pod(cores.generator) as pod:
+                    h2 = find_ceiling(
+                        pod, targets, server.count, 0, budget, start=1000.0, server_proc=server
+                    )
+            finally:
+                os.environ.pop(GRPC_CLIENT_ENV, None)
+            out["grpc"]["ceilingH2"] = h2
+            out["grpc"]["ratios"]["h2ToGrpcAio"] = round(h2["ceiling"] / base, 3)
         rates = accuracy_rates(float(ceiling["ceiling"]))
         with step(f"gRPC accuracy at {rates}"):
             out["grpc"]["accuracy"] = accuracy(
@@ -649,6 +668,14 @@ def table(out: dict[str, Any]) -> str:
                 f"{g['ratios']['podToGrpcAio']:.2f}× grpc.aio",
             )
         )
+    if g.get("ceilingH2"):
+        rows.append(
+            (
+                "load pod ceiling, gRPC unary (paced, h2 client)",
+                f"{g['ceilingH2']['ceiling']:.0f}/s",
+                f"{g['ratios']['h2ToGrpcAio']:.2f}× grpc.aio",
+            )
+        )
     for p in g.get("accuracy", []):
         rows.append(
             (
@@ -723,6 +750,8 @@ def goals(out: dict[str, Any]) -> dict[str, Any]:
     grpc_ratios = out.get("grpc", {}).get("ratios", {})
     if "podToGrpcAio" in grpc_ratios:
         result["grpcAtLeast1xGrpcAio"] = grpc_ratios["podToGrpcAio"] >= 1.0
+    if "h2ToGrpcAio" in grpc_ratios:
+        result["grpcH2AtLeast1xGrpcAio"] = grpc_ratios["h2ToGrpcAio"] >= 1.0
     ag = out.get("agility", {})
     if ag:
         result["rateChangeWithin150ms"] = (

@@ -39,6 +39,9 @@ class Script:
     big_header: int = 0  # > 0: a response header this long (CONTINUATION frames)
     padding: int = 0  # > 0: pad the response DATA
     ping: bool = False  # PING the client before every answer
+    extra: list[tuple[bytes, bytes]] = field(default_factory=list)  # more response headers
+    trailers: list[tuple[bytes, bytes]] | None = None  # set: DATA `body`, then these trailers
+    body: bytes = b"ok"  # the DATA sent before trailers
 
 
 @dataclass
@@ -174,7 +177,12 @@ class _ServerConn(asyncio.Protocol):
         headers = [(b":status", str(status).encode())]
         if script.big_header:
             headers.append((b"x-big", b"b" * script.big_header))
-        if script.padding:
+        headers += script.extra
+        if script.trailers is not None:  # gRPC's shape: headers, DATA, trailers
+            self.conn.send_headers(stream_id, headers)
+            self.conn.send_data(stream_id, script.body)
+            self.conn.send_headers(stream_id, script.trailers, end_stream=True)
+        elif script.padding:
             self.conn.send_headers(stream_id, headers)
             self.conn.send_data(stream_id, b"ok", end_stream=True, pad_length=script.padding)
         else:

@@ -10,6 +10,7 @@ import os
 from typing import Protocol as _Protocol
 
 from ..targets import Protocol, Target
+from .grpc_h2 import GrpcH2Executor
 from .grpc_unary import GrpcExecutor
 from .http1 import Http1Executor
 from .http1_fast import FastHttp1Executor
@@ -22,6 +23,7 @@ __all__ = [
     "FastHttp1Executor",
     "FastHttp2Executor",
     "GrpcExecutor",
+    "GrpcH2Executor",
     "Http1Executor",
     "Http2Executor",
     "make_executor",
@@ -32,6 +34,8 @@ HTTP1_CLIENT_ENV = "KAR98K_HTTP1_CLIENT"
 HTTP2_CLIENT_ENV = "KAR98K_HTTP2_CLIENT"
 """`fast` (default: h2 + asyncio Protocols, see http2_fast.py) or `httpx`."""
 HTTP2_CLIENT_DEFAULT = "fast"
+GRPC_CLIENT_ENV = "KAR98K_GRPC_CLIENT"
+"""`grpcio` (default: grpc.aio channels, see grpc_unary.py) or `h2` (hand-framed, grpc_h2.py)."""
 
 
 class Executor(_Protocol):
@@ -51,6 +55,8 @@ class Executor(_Protocol):
 def make_executor(target: Target, max_in_flight: int) -> Executor:
     """The executor for `target`; '${NAME}' in header values expands from os.environ now."""
     if target.protocol is Protocol.GRPC:
+        if os.environ.get(GRPC_CLIENT_ENV, "grpcio").strip().lower() == "h2":
+            return GrpcH2Executor(target, max_in_flight)
         return GrpcExecutor(target, max_in_flight)
     if target.protocol is Protocol.HTTP2:
         choice = os.environ.get(HTTP2_CLIENT_ENV, HTTP2_CLIENT_DEFAULT).strip().lower()

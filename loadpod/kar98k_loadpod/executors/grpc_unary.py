@@ -174,6 +174,20 @@ class GrpcExecutor:
         if self._resolving is task:
             self._resolving = None
 
+    async def request_message(self) -> bytes | str:
+        """The serialized request, resolved once (opening a channel for reflection when
+        needed), or the outcome to record while it cannot be had; for clients that frame
+        the calls themselves (grpc_h2.py)."""
+        if self._payload is not None:
+            return self._payload
+        try:
+            if not self._calls:
+                await self._open()
+        except Exception as exc:
+            self._fail(f"cannot open a channel: {exc}")
+            return ERROR
+        return await self._request_bytes()
+
     # -- Executor -------------------------------------------------------------------------
 
     async def send(self) -> str:

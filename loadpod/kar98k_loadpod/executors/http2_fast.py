@@ -19,10 +19,13 @@ changes the table arrives.
 - GOAWAY: streams above the server's last stream id never reached it and are retried; the
   others are answered on the old connection, which then closes. A lost socket retires the
   connection and its streams in flight are retried once on a fresh connection for
-  idempotent methods (like the httpx executor), else 'error'. RST_STREAM REFUSED_STREAM
-  is retried likewise; other resets are 'error'. A server breaking the protocol gets
+  idempotent methods (like the httpx executor), else 'error'. Streams the server never
+  processed (RST_STREAM REFUSED_STREAM, above a GOAWAY's last stream id) are retried once
+  whatever the method; other resets are 'error'. A server breaking the protocol gets
   GOAWAY and its streams 'error'.
 - Health probes share the pool (a slot is almost always free: the pool is sized for it).
+- Subclasses may judge a response by more than its status (`_judge`), from one response
+  header (`_watch`, e.g. gRPC's `grpc-status` trailer), and send a body of their own.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import math
 import socket
 import ssl
 from collections import deque
+from collections.abc import Callable
 from typing import Final, cast
 from urllib.parse import quote, unquote, urlsplit
 
@@ -54,6 +58,9 @@ _STREAM_WINDOW: Final = 1 << 20  # our receive window per stream
 _CONNECTION_WINDOW: Final = 1 << 24  # and for the whole connection
 _STATUS_KEYS: Final[tuple[str, ...]] = ("error", "1xx", "2xx", "3xx", "4xx", "5xx")
 _RETRY: Final = "retry"  # internal: the connection died under the stream
+# Internal: the server never processed the stream (RST_STREAM REFUSED_STREAM, above a
+# GOAWAY's last stream id; RFC 9113 8.7), so sending it again is safe for any method.
+REFUSED: Final = "refused"
 _SAFE_PATH: Final = "/%:@!$&'()*+,;=-._~"
 _SAFE_QUERY: Final = _SAFE_PATH + "?"
 # Connection-specific headers are forbidden in HTTP/2 (RFC 9113 8.2.2); framing is ours.
@@ -77,6 +84,15 @@ Headers = list[tuple[bytes, bytes]]
 def _status_key(status: int) -> str:
     klass = status // 100
     return _STATUS_KEYS[klass] if 1 <= klass <= 5 else ERROR
+
+
+def status_judge(stream: _Stream) -> str:
+    """The plain HTTP outcome of an answered stream: its status class."""
+    return _status_key(stream.status)
+
+
+Judge = Callable[["_Stream"], str]
+"""An answered stream's outcome key, from its status and watched header value."""
 
 
 def build_headers(target: Target, *, method: str | None = None, path: str | None = None) -> Headers:
@@ -143,7 +159,16 @@ class _ProtocolError(Exception):
 class _Stream:
     """One request in flight: its future, deadline, response status, windows, unsent body."""
 
-    __slots__ = ("body", "deadline", "id", "send_window", "status", "unacked", "waiter")
+    __slots__ = (
+        "body",
+        "deadline",
+        "id",
+        "send_window",
+        "status",
+        "unacked",
+        "waiter",
+        "watched",
+    )
 
     def __init__(
         self, stream_id: int, waiter: asyncio.Future[str], deadline: float, send_window: int
@@ -155,6 +180,7 @@ class _Stream:
         self.body = b""
         self.send_window = send_window
         self.unacked = 0  # DATA bytes received and not yet given back by WINDOW_UPDATE
+        self.watched: bytes | None = None  # the value of the pool's watched header, if sent
 
 
 class _Conn(asyncio.Protocol):
@@ -175,7 +201,10 @@ class _Conn(asyncio.Protocol):
         self.send_window = wire.DEFAULT_WINDOW  # connection window for our DATA
         self.unacked = 0  # DATA bytes received on the connection, not yet given back
         self.decoder = hpack.Decoder()
-        self.status_of: dict[bytes, int] = {}  # table-neutral response blocks → :status
+        self.judge = pool.judge
+        self.watch = pool.watch
+        # Table-neutral response blocks → (:status, the watched header's value).
+        self.status_of: dict[bytes, tuple[int, bytes | None]] = {}
         self.header_block: tuple[int, int, list[bytes]] | None = None  # awaiting CONTINUATION
         self.buffer = b""
         self.out: list[bytes] = []
@@ -259,7 +288,7 @@ class _Conn(asyncio.Protocol):
             if stream is not None:
                 # REFUSED_STREAM: the server did nothing with it, another try is safe.
                 code = wire.U32.unpack(payload[:4])[0] if len(payload) == 4 else 0
-                self._finish(stream, _RETRY if code == wire.REFUSED_STREAM else ERROR)
+                self._finish(stream, REFUSED if code == wire.REFUSED_STREAM else ERROR)
         elif kind == wire.WINDOW_UPDATE:
             self._window_update(stream_id, payload)
         elif kind == wire.SETTINGS:
@@ -280,32 +309,41 @@ class _Conn(asyncio.Protocol):
 
     def _headers(self, stream_id: int, flags: int, block: bytes) -> None:
         # Every block is decoded (or known): HPACK state is shared by the whole connection.
-        status = self.status_of.get(block)
-        if status is None:
-            try:
-                fields = self.decoder.decode(block, raw=True)
-            except hpack.HPACKError as exc:
-                raise _ProtocolError(wire.COMPRESSION_ERROR, str(exc)) from exc
-            status = 0
-            for name, value in fields:
-                if name == b":status":
-                    with contextlib.suppress(ValueError):
-                        status = int(value)
-                    break
+        known = self.status_of.get(block)
+        if known is None:
+            known = self._decode(block)
             if wire.table_neutral(block):
                 if len(self.status_of) >= 64:
                     self.status_of.clear()
-                self.status_of[block] = status
+                self.status_of[block] = known
             else:
                 self.status_of.clear()  # the table changed: cached meanings may be stale
         stream = self.streams.get(stream_id)
         if stream is None:
             return
+        status, watched = known
         if stream.status == 0 and not 100 <= status < 200:  # 1xx: the answer is still to come
             stream.status = status
+        if watched is not None:
+            stream.watched = watched
         if flags & wire.END_STREAM:
             del self.streams[stream_id]
-            self._finish(stream, _status_key(stream.status))
+            self._finish(stream, self.judge(stream))
+
+    def _decode(self, block: bytes) -> tuple[int, bytes | None]:
+        """(:status or 0, the watched header's value or None) of a header block."""
+        try:
+            fields = self.decoder.decode(block, raw=True)
+        except hpack.HPACKError as exc:
+            raise _ProtocolError(wire.COMPRESSION_ERROR, str(exc)) from exc
+        status, watched, watch = 0, None, self.watch
+        for name, value in fields:
+            if name == b":status":
+                with contextlib.suppress(ValueError):
+                    status = int(value)
+            elif name == watch:
+                watched = bytes(value)
+        return status, watched
 
     def _data(self, stream_id: int, flags: int, length: int) -> None:
         self.unacked += length  # padding included: it counts against the windows too
@@ -314,7 +352,7 @@ class _Conn(asyncio.Protocol):
             return
         if flags & wire.END_STREAM:
             del self.streams[stream_id]
-            self._finish(stream, _status_key(stream.status))
+            self._finish(stream, self.judge(stream))
             return
         stream.unacked += length
         if stream.unacked >= _STREAM_WINDOW // 2:
@@ -366,7 +404,7 @@ class _Conn(asyncio.Protocol):
         """The server serves streams up to `last_stream_id`; the others never reached it."""
         self.retire()
         for stream_id in [sid for sid in self.streams if sid > last_stream_id]:
-            self._finish(self.streams.pop(stream_id), _RETRY)
+            self._finish(self.streams.pop(stream_id), REFUSED)
         if not self.streams:
             self.abort(_RETRY)
 
@@ -497,8 +535,12 @@ class _Pool:
         ssl_context: ssl.SSLContext | None,
         limit: int,
         sweep_interval: float,
+        judge: Judge = status_judge,
+        watch: bytes | None = None,
     ) -> None:
         self.loop = loop
+        self.judge = judge
+        self.watch = watch
         self.host = host
         self.port = port
         self.ssl = ssl_context
@@ -660,6 +702,10 @@ class FastHttp2Executor:
         self, target: Target, max_in_flight: int, *, ssl_context: ssl.SSLContext | None = None
     ) -> None:
         self._target = target
+        # How answered streams are judged; a subclass speaking another protocol over HTTP/2
+        # (gRPC, grpc_h2.py) names the response header it reads and judges by it.
+        self._judge: Judge = status_judge
+        self._watch: bytes | None = None
         self._limit = max(1, min(_MAX_CONNECTIONS, math.ceil(max_in_flight / 100)))
         self._timeout = float(target.timeout)
         check = target.health_check
@@ -700,6 +746,8 @@ class FastHttp2Executor:
                 ssl_context=self._ssl,
                 limit=self._limit,
                 sweep_interval=min(0.1, max(0.005, shortest / 20)),
+                judge=self._judge,
+                watch=self._watch,
             )
         return pool
 
@@ -719,7 +767,7 @@ class FastHttp2Executor:
     ) -> str:
         pool = self._get_pool()
         deadline = pool.loop.time() + limit_s
-        attempts = 2 if retry_ok else 1
+        attempts = 2  # a second one for a refused stream, or a lost one when retry_ok
         while True:
             attempts -= 1
             conn = pool.pick()
@@ -744,10 +792,11 @@ class FastHttp2Executor:
             except asyncio.CancelledError:
                 conn.cancel(stream.id, ERROR)
                 raise
-            if outcome != _RETRY:
-                return outcome
-            if attempts <= 0:
+            if outcome == REFUSED or (outcome == _RETRY and retry_ok):
+                if attempts > 0:
+                    continue
                 return ERROR
+            return ERROR if outcome == _RETRY else outcome
 
     async def close(self) -> None:
         if self._pool is not None:
