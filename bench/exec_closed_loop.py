@@ -17,13 +17,9 @@ from kar98k_loadpod.executors.http1_fast import FastHttp1Executor
 from kar98k_loadpod.targets import Target
 
 
-async def _run(kind: str, url: str, concurrency: int, seconds: float) -> dict[str, float]:
-    target = Target.model_validate({"name": "bench", "url": url})
-    executor: Executor
-    if kind == "fast":
-        executor = FastHttp1Executor(target, concurrency)
-    else:
-        executor = Http1Executor(target, concurrency)
+async def closed_loop(executor: Executor, concurrency: int, seconds: float) -> dict[str, float]:
+    """`concurrency` workers sending back to back for `seconds` after a 0.5 s warm-up (the
+    connections open first); closes the executor. Rate and the share of 2xx answers."""
     counts: dict[str, int] = {}
     stop_at = 0.0
 
@@ -44,6 +40,16 @@ async def _run(kind: str, url: str, concurrency: int, seconds: float) -> dict[st
     await executor.close()
     total = sum(counts.values())
     return {"rate": total / elapsed, "ok": counts.get("2xx", 0) / max(1, total)}
+
+
+async def _run(kind: str, url: str, concurrency: int, seconds: float) -> dict[str, float]:
+    target = Target.model_validate({"name": "bench", "url": url})
+    executor: Executor
+    if kind == "fast":
+        executor = FastHttp1Executor(target, concurrency)
+    else:
+        executor = Http1Executor(target, concurrency)
+    return await closed_loop(executor, concurrency, seconds)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ HTTP/2 executor alone, closed loop, no pacer, printing one JSON line. And by han
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import re
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import uvloop
+from exec_closed_loop import closed_loop
 from harness import CACHE, Cores, Pod, Proc, log, measure, run_pinned, step
 from kar98k_loadpod.executors.http2_fast import FastHttp2Executor
 from kar98k_loadpod.targets import Target
@@ -318,26 +318,7 @@ async def _closed_loop(url: str, seconds: float, in_flight: int) -> dict[str, fl
     target = Target.model_validate(
         {"name": "bench", "url": url, "protocol": "http2", "tlsInsecureSkipVerify": True}
     )
-    executor = FastHttp2Executor(target, 256)
-    counts: dict[str, int] = {}
-    stop_at = 0.0
-
-    async def worker() -> None:
-        send = executor.send
-        while time.monotonic() < stop_at:
-            outcome = await send()
-            counts[outcome] = counts.get(outcome, 0) + 1
-
-    stop_at = time.monotonic() + 0.5  # warm up: connections open first
-    await asyncio.gather(*(worker() for _ in range(in_flight)))
-    counts.clear()
-    start = time.monotonic()
-    stop_at = start + seconds
-    await asyncio.gather(*(worker() for _ in range(in_flight)))
-    elapsed = time.monotonic() - start
-    await executor.close()
-    total = sum(counts.values())
-    return {"rate": total / elapsed, "ok": counts.get("2xx", 0) / max(1, total)}
+    return await closed_loop(FastHttp2Executor(target, 256), in_flight, seconds)
 
 
 def compare(other_loadpod: Path, rates: list[float], rounds: int) -> None:
